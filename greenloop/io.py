@@ -1,0 +1,107 @@
+"""Reading and writing the files stages exchange: JSONL (optionally gzipped).
+
+Every error names the file and line, and the field where one is at fault. Readers can
+either stop at the first bad line or report it and go on (`on_error`), so one malformed
+sample never costs the others.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, TextIO
+
+SCHEMA_VERSION = 1
+
+
+class DataError(ValueError):
+    """A problem in an input file, located by file, line and field."""
+
+    def __init__(self, path: str | os.PathLike, line: int | None, message: str, field: str | None = None):
+        self.path = str(path)
+        self.line = line
+        self.field = field
+        self.message = message
+        where = f"{self.path}:{line}" if line is not None else self.path
+        what = f" field {field!r}:" if field else ""
+        super().__init__(f"{where}:{what} {message}")
+
+
+def open_text(path: str | os.PathLike, mode: str = "r") -> TextIO:
+    path = str(path)
+    if path.endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(path, mode.replace("t", "") + "b"), encoding="utf-8")
+    return open(path, mode, encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One JSON object from a JSONL file, with where it came from."""
+
+    path: str
+    line: int
+    data: dict[str, Any]
+
+
+def read_jsonl(
+    path: str | os.PathLike,
+    on_error: Callable[[DataError], None] | None = None,
+) -> Iterator[Record]:
+    """Yield each non-blank line's JSON object. A bad line raises DataError, or, when
+    `on_error` is given, is passed to it and skipped."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise DataError(path, None, "file not found")
+    with open_text(path) as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+                if not isinstance(data, dict):
+                    raise DataError(path, lineno, f"expected a JSON object, got {type(data).__name__}")
+            except (json.JSONDecodeError, DataError) as exc:
+                err = exc if isinstance(exc, DataError) else DataError(path, lineno, f"invalid JSON: {exc.msg} (column {exc.colno})")
+                if on_error is None:
+                    raise err from None
+                on_error(err)
+                continue
+            yield Record(path, lineno, data)
+
+
+def require(record: Record, name: str, kind: type | tuple[type, ...] = str, optional: bool = False) -> Any:
+    """Fetch a field, raising a DataError that names file:line and the field."""
+    if name not in record.data:
+        if optional:
+            return None
+        raise DataError(record.path, record.line, "missing", field=name)
+    value = record.data[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise DataError(record.path, record.line, f"expected {names}, got {type(value).__name__}", field=name)
+    return value
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]], append: bool = False) -> int:
+    """Write rows, one JSON object a line; returns how many. Written to a temporary file
+    and renamed, so a reader never sees half a file (unless appending)."""
+    path = str(path)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    if append:
+        with open_text(path, "a") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                count += 1
+        return count
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open_text(tmp, "w") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+    os.replace(tmp, path)
+    return count

@@ -1,0 +1,118 @@
+"""What runs in the forked child: become unprivileged, run the candidate, stream outputs.
+
+The child never sees expected values. For each call it was given it writes one frame,
+a JSON line on fd 3: {"i": k, "v": <plain data>} or {"i": k, "raise": "TypeError", ...}.
+Tasks that only have a check program run it here instead and report {"check": ...}; the
+parent marks such verdicts as judged in the child.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+import time
+
+from greenloop.sandbox import codec
+from greenloop.sandbox.isolation import set_rlimits
+
+RESULT_FD = 3
+SAFE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+
+
+def _write(frame: dict) -> None:
+    data = (json.dumps(frame, separators=(",", ":")) + "\n").encode()
+    view = memoryview(data)
+    while view:
+        view = view[os.write(RESULT_FD, view):]
+
+
+def enter_child(job: dict, workdir: str, result_w: int, log_fd: int, identity: tuple[int, int] | None, nproc: int) -> None:
+    """Set up the child's process state. Runs before any candidate code."""
+    os.setsid()
+    # Move both out of the way first: either may already sit on 0..3.
+    result_w = fcntl.fcntl(result_w, fcntl.F_DUPFD, 10)
+    log_fd = fcntl.fcntl(log_fd, fcntl.F_DUPFD, 10)
+    os.dup2(result_w, RESULT_FD)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.closerange(RESULT_FD + 1, 1 << 16)
+    limits = job["limits"]
+    if identity is not None:
+        os.setgroups([])
+        os.setgid(identity[1])
+        os.setuid(identity[0])
+    set_rlimits(cpu_s=limits["cpu_s"], memory_mb=limits["memory_mb"], nproc=nproc,
+                fsize_mb=limits["max_file_mb"], nofile=limits["max_open_files"])
+    os.chdir(workdir)
+    os.environ.clear()
+    os.environ.update(SAFE_ENV, HOME=workdir, TMPDIR=workdir)
+    sys.argv = ["candidate"]
+    sys.stdin = open(0, closefd=False)
+    sys.stdout = open(1, "w", closefd=False, buffering=1)
+    sys.stderr = open(2, "w", closefd=False, buffering=1)
+
+
+def _describe(exc: BaseException) -> dict:
+    return {"raise": type(exc).__name__, "msg": str(exc)[:300]}
+
+
+def run_job(job: dict) -> None:
+    """Compile and run the candidate, writing one frame per call. Never returns."""
+    started = time.perf_counter()
+    namespace: dict = {"__name__": "__main__", "__builtins__": __builtins__}
+    try:
+        code = compile(job["code"], "<candidate>", "exec")
+        exec(code, namespace)
+    except MemoryError:
+        _write({"phase": "compile", "memory": True})
+        os._exit(0)
+    except BaseException as exc:  # the candidate's own failure, any kind
+        _write({"phase": "compile", **_describe(exc)})
+        os._exit(0)
+    _write({"phase": "compile", "ok": True, "s": time.perf_counter() - started})
+    if job.get("check") is not None:
+        _run_check(job, namespace)
+        os._exit(0)
+    func = namespace.get(job["entry"])
+    if not callable(func):
+        _write({"phase": "entry", "raise": "NameError", "msg": f"entry point {job['entry']!r} is not defined"})
+        os._exit(0)
+    for index, (args, kwargs) in enumerate(job["calls"]):
+        _write(_call(func, index, codec.decode(args), codec.decode(kwargs)))
+    _write({"end": True, "s": time.perf_counter() - started})
+    os._exit(0)
+
+
+def _call(func, index: int, args: list, kwargs: dict) -> dict:
+    try:
+        value = func(*args, **kwargs)
+    except MemoryError:
+        return {"i": index, "memory": True}
+    except BaseException as exc:
+        return {"i": index, **_describe(exc)}
+    try:
+        return {"i": index, "v": codec.encode(value)}
+    except codec.Refused as exc:
+        return {"i": index, "refused": str(exc)}
+    except RecursionError:
+        return {"i": index, "refused": "nesting too deep"}
+
+
+def _run_check(job: dict, namespace: dict) -> None:
+    """Check-program-only tasks: the program runs here, next to the candidate."""
+    try:
+        exec(compile(job["check"], "<check>", "exec"), namespace)
+    except AssertionError as exc:
+        _write({"check": "failed", "raise": "AssertionError", "msg": str(exc)[:300]})
+        return
+    except MemoryError:
+        _write({"check": "failed", "memory": True})
+        return
+    except BaseException as exc:
+        _write({"check": "failed", **_describe(exc)})
+        return
+    _write({"check": "passed"})

@@ -1,0 +1,218 @@
+"""Kernel isolation for the fork server and its children: namespaces, mounts, identity.
+
+Levels, strongest first (see the threat model in `greenloop.sandbox`):
+- "namespaces": the fork server lives in new PID, network, mount, IPC and UTS namespaces
+  (with a user namespace when not root). Children see no network, a read-only file
+  system but for their own work dir, no task data files, and only their own processes;
+  as root they also run as an unprivileged uid.
+- "rlimits": namespaces unavailable. Children still get rlimits, their own session,
+  a private work dir, a scrubbed environment and a killed process tree, but they share
+  the host's network and can read and write what the user running greenloop can.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import platform
+import resource
+import signal
+import struct
+import sys
+from dataclasses import dataclass, field
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+MNT_DETACH = 2
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
+MOUNT_ATTR_RDONLY, AT_RECURSIVE, AT_FDCWD = 0x1, 0x8000, -100
+SYS_MOUNT_SETATTR = 442  # the same number on x86_64 and aarch64
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    enc = lambda s: s.encode() if s is not None else None  # noqa: E731
+    _check(_libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}")
+
+
+def prctl(option: int, arg: int) -> None:
+    _check(_libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0), "prctl")
+
+
+def make_tree_readonly(root: str = "/") -> None:
+    """Make every mount under `root` read-only in this mount namespace (Linux >= 5.12)."""
+    attr = ctypes.create_string_buffer(struct.pack("QQQQ", MOUNT_ATTR_RDONLY, 0, 0, 0))
+    _libc.syscall.restype = ctypes.c_long
+    res = _libc.syscall(ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(AT_FDCWD), root.encode(),
+                        ctypes.c_uint(AT_RECURSIVE), attr, ctypes.c_size_t(32))
+    _check(0 if res == 0 else -1, "mount_setattr read-only")
+
+
+@dataclass
+class IsolationReport:
+    """What protection is actually in force; carried into verdict metadata and summaries."""
+
+    level: str = "rlimits"
+    network: str = "host"  # "none" inside a network namespace
+    filesystem: str = "read-write"  # "read-only" when the tree is remounted
+    hidden_paths: int = 0
+    pid_namespace: bool = False
+    uid: int = field(default_factory=os.getuid)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def enter_namespaces(report: IsolationReport) -> bool:
+    """Move this process into new namespaces. Returns True when a PID namespace was made
+    (the caller must then fork: only its children live in the new PID namespace)."""
+    flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID
+    uid, gid = os.getuid(), os.getgid()
+    if uid != 0:
+        flags |= CLONE_NEWUSER
+    try:
+        unshare(flags)
+    except OSError as exc:
+        report.notes.append(f"namespaces unavailable ({exc}); isolation falls back to rlimits only")
+        return False
+    if uid != 0:
+        with open("/proc/self/setgroups", "w") as fh:
+            fh.write("deny")
+        with open("/proc/self/uid_map", "w") as fh:
+            fh.write(f"0 {uid} 1")
+        with open("/proc/self/gid_map", "w") as fh:
+            fh.write(f"0 {gid} 1")
+    report.level = "namespaces"
+    report.network = "none"
+    report.pid_namespace = True
+    return True
+
+
+def prepare_mounts(report: IsolationReport, scratch: str, hidden: list[str]) -> None:
+    """Inside the new mount namespace: read-only tree, fresh /proc, a writable scratch
+    tmpfs for work dirs, and task data files made unreadable."""
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    if os.getuid() == 0 and not _in_user_namespace():
+        mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0700")
+        _expose_to_others(python_paths(), scratch)
+        _check(_libc.umount2(scratch.encode(), ctypes.c_int(MNT_DETACH)), "umount holding area")
+    try:
+        make_tree_readonly("/")
+        report.filesystem = "read-only"
+    except OSError as exc:
+        report.notes.append(f"could not make the file system read-only ({exc})")
+    try:
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    except OSError as exc:
+        report.notes.append(f"could not mount a private /proc ({exc}): host processes are visible")
+    mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV, "size=512m,mode=0711")
+    for path in hidden:
+        try:
+            if os.path.isdir(path):
+                mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=0")
+            elif os.path.exists(path):
+                mount("/dev/null", path, None, MS_BIND)
+            else:
+                continue
+            report.hidden_paths += 1
+        except OSError as exc:
+            report.notes.append(f"could not hide {path} ({exc})")
+
+
+def python_paths() -> list[str]:
+    """What the interpreter needs to import modules: its prefixes and sys.path entries."""
+    paths = {sys.base_prefix, sys.prefix, sys.exec_prefix}
+    paths.update(p for p in sys.path if p and os.path.isdir(p))
+    ordered = sorted(os.path.realpath(p) for p in paths)
+    minimal: list[str] = []
+    for path in ordered:  # drop paths inside another listed path
+        if not any(path == m or path.startswith(m.rstrip("/") + "/") for m in minimal):
+            minimal.append(path)
+    return minimal
+
+
+def _closed_ancestor(path: str) -> str | None:
+    """The highest directory above `path` that other users cannot enter (e.g. /root)."""
+    parts = path.strip("/").split("/")
+    for depth in range(1, len(parts)):
+        ancestor = "/" + "/".join(parts[:depth])
+        if not os.stat(ancestor).st_mode & 0o001:
+            return ancestor
+    return None
+
+
+def _expose_to_others(paths: list[str], scratch: str) -> None:
+    """Make the interpreter's own files reachable by the unprivileged uid without
+    touching the host: a closed directory such as /root is covered, in this mount
+    namespace only, by an empty tmpfs into which just the needed paths are bound back.
+    Everything else in it (a home directory) stays out of the child's sight."""
+    by_ancestor: dict[str, list[str]] = {}
+    for path in paths:
+        ancestor = _closed_ancestor(path)
+        if ancestor:
+            by_ancestor.setdefault(ancestor, []).append(path)
+    for n, (ancestor, inside) in enumerate(sorted(by_ancestor.items())):
+        holding = []
+        for i, path in enumerate(inside):
+            hold = os.path.join(scratch, f".hold{n}-{i}")
+            os.mkdir(hold)
+            mount(path, hold, None, MS_BIND | MS_REC)
+            holding.append((hold, path))
+        mount("tmpfs", ancestor, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755")
+        for hold, path in holding:
+            os.makedirs(path, mode=0o755, exist_ok=True)
+            mount(hold, path, None, MS_BIND | MS_REC)
+
+
+def child_identity(report: IsolationReport) -> tuple[int, int] | None:
+    """The (uid, gid) children drop to: nobody when the server runs as real root."""
+    if report.level == "namespaces" and os.getuid() == 0 and not _in_user_namespace():
+        return (65534, 65534)
+    return None
+
+
+def _in_user_namespace() -> bool:
+    try:
+        with open("/proc/self/uid_map") as fh:
+            return fh.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
+def set_rlimits(cpu_s: int, memory_mb: int, nproc: int, fsize_mb: int, nofile: int) -> None:
+    def cap(which: int, value: int) -> None:
+        soft, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(which, (value, value))
+
+    cap(resource.RLIMIT_CORE, 0)
+    cap(resource.RLIMIT_CPU, cpu_s)
+    cap(resource.RLIMIT_AS, memory_mb << 20)
+    cap(resource.RLIMIT_NPROC, nproc)
+    cap(resource.RLIMIT_FSIZE, fsize_mb << 20)
+    cap(resource.RLIMIT_NOFILE, nofile)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the cap fail; they don't kill
+
+
+def describe_platform() -> str:
+    return f"{platform.system()} {platform.release()}"

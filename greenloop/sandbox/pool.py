@@ -1,0 +1,174 @@
+"""The verifier's side of the sandbox: a pool of warm fork servers.
+
+Jobs go to idle workers over pipes; results come back as they finish. A worker that dies
+(a candidate crashed or killed it) costs only the job it was running: that job is
+reported as `worker_died` and a fresh worker takes its place. A worker that stops
+answering past its job's deadline plus a grace period is killed and replaced the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from greenloop.sandbox import wire
+
+GRACE_S = 5.0
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself could not work (a worker failed to start)."""
+
+
+class _Worker:
+    def __init__(self, config: dict, index: int, log_dir: str):
+        self.index = index
+        self.log_path = os.path.join(log_dir, f"server{index}-{time.monotonic_ns()}.log")
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = package_root + os.pathsep + env.get("PYTHONPATH", "")
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "greenloop.sandbox.server", json.dumps(config)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, close_fds=True)
+        self.reader = wire.Reader(self.process.stdout.fileno())
+        self.job: tuple[int, float] | None = None  # (job index, deadline)
+        ready = self.reader.read_one()
+        if not ready or ready.get("op") != "ready":
+            raise SandboxError(f"sandbox worker failed to start: {self.log_tail()}")
+        self.isolation = ready["isolation"]
+
+    def send(self, message: dict) -> None:
+        wire.send(self.process.stdin.fileno(), message)
+
+    def log_tail(self) -> str:
+        try:
+            return Path(self.log_path).read_text(errors="replace")[-2000:]
+        except OSError:
+            return ""
+
+    def stop(self, kill: bool = False) -> None:
+        try:
+            if kill:
+                self.process.kill()
+            self.process.stdin.close()
+            self.process.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            self.process.kill()
+            self.process.wait()
+        self.process.stdout.close()
+        try:
+            os.unlink(self.log_path)
+        except OSError:
+            pass
+
+
+class WorkerPool:
+    """`with WorkerPool(workers=2) as pool: for index, result in pool.run(jobs): ...`"""
+
+    def __init__(self, workers: int | None = None, isolation: str = "auto", hidden_paths: Iterable[str] = ()):
+        if isolation not in ("auto", "none"):
+            raise ValueError(f"isolation must be 'auto' or 'none', got {isolation!r}")
+        self.size = workers or os.cpu_count() or 1
+        self.scratch = tempfile.mkdtemp(prefix="greenloop-sandbox-")
+        os.chmod(self.scratch, 0o711)
+        self.log_dir = tempfile.mkdtemp(prefix="greenloop-logs-")
+        hidden = sorted({str(Path(p).resolve()) for p in hidden_paths})
+        self.config = {"isolation": isolation, "scratch": self.scratch, "hidden": hidden}
+        self.selector = selectors.DefaultSelector()
+        self.workers: list[_Worker] = []
+        self.next_id = 0
+        self.replaced = 0
+        try:
+            for i in range(self.size):
+                self._add_worker(i)
+        except BaseException:
+            self.close()
+            raise
+        self.isolation = self.workers[0].isolation
+
+    def _add_worker(self, index: int) -> _Worker:
+        worker = _Worker(self.config, index, self.log_dir)
+        self.workers.append(worker)
+        self.selector.register(worker.process.stdout, selectors.EVENT_READ, worker)
+        return worker
+
+    def _replace(self, worker: _Worker) -> None:
+        self.selector.unregister(worker.process.stdout)
+        self.workers.remove(worker)
+        worker.stop(kill=True)
+        self.replaced += 1
+        self._add_worker(worker.index)
+
+    def run(self, jobs: Iterable[dict], on_partial: Callable[[int, list[str]], bool] | None = None) -> Iterator[tuple[int, dict]]:
+        """Run jobs (dicts with code, entry, calls or check, limits). Yields (index, result)
+        in completion order. `on_partial(index, lines)` sees the first frames early and
+        returns False to stop that job (the smoke stage)."""
+        queue = deque(enumerate(jobs))
+        running: dict[int, tuple[_Worker, int]] = {}  # job id -> (worker, job index)
+        while queue or running:
+            for worker in self.workers:
+                if worker.job is None and queue:
+                    index, job = queue.popleft()
+                    job_id = self.next_id
+                    self.next_id += 1
+                    worker.job = (job_id, time.monotonic() + job["limits"]["timeout_s"] + GRACE_S)
+                    running[job_id] = (worker, index)
+                    worker.send({**job, "op": "run", "id": job_id, "smoke": on_partial is not None})
+            yield from self._collect(running, on_partial)
+
+    def _collect(self, running: dict, on_partial) -> Iterator[tuple[int, dict]]:
+        deadline = min(w.job[1] for w in self.workers if w.job) if running else time.monotonic() + 1
+        for key, _ in self.selector.select(timeout=max(0.0, deadline - time.monotonic())):
+            worker: _Worker = key.data
+            try:
+                worker.reader.fill()
+                messages = worker.reader.messages()
+            except (OSError, ValueError):
+                messages, worker.reader.eof = [], True
+            for message in messages:
+                job_id = message.get("id")
+                if job_id not in running:
+                    continue
+                if message["op"] == "partial" and on_partial is not None:
+                    if not on_partial(running[job_id][1], message["lines"]):
+                        worker.send({"op": "abort", "id": job_id})
+                elif message["op"] == "done":
+                    worker.job = None
+                    yield running.pop(job_id)[1], message
+            if worker.reader.eof:
+                yield from self._lost(worker, running, "worker_died")
+        now = time.monotonic()
+        for worker in list(self.workers):
+            if worker.job and now > worker.job[1]:
+                yield from self._lost(worker, running, "worker_unresponsive")
+
+    def _lost(self, worker: _Worker, running: dict, status: str) -> Iterator[tuple[int, dict]]:
+        job = worker.job
+        self._replace(worker)
+        if job and job[0] in running:
+            yield running.pop(job[0])[1], {"op": "done", "id": job[0], "lines": [], "status": status,
+                                           "exit": None, "seconds": 0.0, "log": ""}
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        self.workers.clear()
+        self.selector.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        shutil.rmtree(self.log_dir, ignore_errors=True)
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
