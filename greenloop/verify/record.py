@@ -1,0 +1,181 @@
+"""Turning a task's tests into a plan the judge can use, in a trusted process.
+
+For a task with a check program and a reference, the check runs once against the
+reference with a recorder in place of the entry point: the recorder notes each call's
+arguments and the reference's answer. Candidates are then given only those arguments.
+Recording happens in a forked child of the verifier (reference code is trusted, but its
+side effects should not touch the verifier); it never shares a process with a candidate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import os
+import random
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+from greenloop.sandbox import codec
+from greenloop.types import Task
+
+RECORD_TIMEOUT_S = 20
+
+
+@dataclass
+class TaskPlan:
+    """How a task is judged. mode: "expected" (compare with known values), "replay"
+    (replay the check program against the candidate's outputs), "child" (the check
+    program runs beside the candidate: the only mode a candidate could fool)."""
+
+    task: Task
+    mode: str
+    calls: list[tuple[tuple, dict]] = field(default_factory=list)
+    expected: list[Any] = field(default_factory=list)  # reference answers, as outcome frames
+    check: str | None = None
+    note: str = ""
+    n_direct: int = 0  # in replay mode, calls before this index are judged by value
+
+    @property
+    def wire_calls(self) -> list:
+        if not hasattr(self, "_wire"):
+            self._wire = [[codec.encode(list(a)), codec.encode(dict(k))] for a, k in self.calls]
+        return self._wire
+
+    @property
+    def tests_total(self) -> int:
+        return len(self.calls) if self.mode != "child" else 1
+
+
+class _Stop(Exception):
+    pass
+
+
+class Recorder:
+    """Stands in for the entry point while the check runs against the reference."""
+
+    def __init__(self, func):
+        self.func = func
+        self.calls: list[list] = []
+        self.answers: list[dict] = []
+
+    def __call__(self, *args, **kwargs):
+        wire_args = [codec.encode(list(copy.deepcopy(args))), codec.encode(dict(copy.deepcopy(kwargs)))]
+        try:
+            value = self.func(*args, **kwargs)
+        except Exception as exc:
+            self.calls.append(wire_args)
+            self.answers.append({"raise": type(exc).__name__})
+            raise
+        self.calls.append(wire_args)
+        self.answers.append({"v": codec.encode(copy.deepcopy(value))})
+        return value
+
+
+def trusted_namespace(task: Task) -> dict:
+    """The reference's globals: what the check program sees besides the entry point."""
+    namespace: dict = {"__name__": "__main__"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(compile(task.reference or task.context, f"<reference {task.task_id}>", "exec"), namespace)
+    return namespace
+
+
+def _record_one(task: Task) -> dict:
+    """Runs in the recording child. Returns the plan's data, or why it can't be replayed."""
+    calls_tests = [t for t in task.tests if t.check is None]
+    checks = [t.check for t in task.tests if t.check is not None]
+    namespace = trusted_namespace(task)
+    func = namespace.get(task.entry_point)
+    if not callable(func):
+        return {"error": f"the reference does not define {task.entry_point!r}"}
+    recorder = Recorder(func)
+    for test in calls_tests:
+        recorder(*test.args, **dict(test.kwargs))
+    for check in checks:
+        scope = dict(namespace)
+        scope[task.entry_point] = recorder
+        random.seed(0)
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(check, f"<check {task.task_id}>", "exec"), scope)
+    return {"calls": recorder.calls, "answers": recorder.answers}
+
+
+def _record_all(tasks: list[Task], write_fd: int) -> None:
+    def on_alarm(signum, frame):
+        raise TimeoutError(f"recording took longer than {RECORD_TIMEOUT_S}s")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    with os.fdopen(write_fd, "w") as out:
+        for task in tasks:
+            signal.alarm(RECORD_TIMEOUT_S)
+            try:
+                result = _record_one(task)
+            except codec.Refused as exc:
+                result = {"error": f"the tests pass or return values that are not plain data ({exc})"}
+            except BaseException as exc:  # the reference fails its own tests, or hangs
+                result = {"error": f"the reference fails its own tests: {type(exc).__name__}: {str(exc)[:200]}"}
+            finally:
+                signal.alarm(0)
+            out.write(json.dumps(result) + "\n")
+
+
+def build_plans(tasks: list[Task]) -> dict[str, TaskPlan]:
+    """A plan for every task. Tasks whose tests all carry expected values need no
+    recording; the rest are recorded in one forked child."""
+    plans: dict[str, TaskPlan] = {}
+    to_record: list[Task] = []
+    for task in tasks:
+        if all(t.check is None and t.has_expected for t in task.tests):
+            plans[task.task_id] = TaskPlan(
+                task, "expected", [(tuple(t.args), dict(t.kwargs)) for t in task.tests],
+                [{"v": codec.encode(t.expected)} for t in task.tests], n_direct=len(task.tests))
+        elif task.reference is None:
+            check = "\n".join(t.check for t in task.tests if t.check)
+            plans[task.task_id] = TaskPlan(task, "child", check=check, note="no reference: the check runs beside the candidate")
+        else:
+            to_record.append(task)
+    for task, result in zip(to_record, _run_recording(to_record)):
+        plans[task.task_id] = _plan_from_recording(task, result)
+    return plans
+
+
+def _plan_from_recording(task: Task, result: dict) -> TaskPlan:
+    checks = [t.check for t in task.tests if t.check is not None]
+    if "error" in result or not result["calls"]:
+        why = result.get("error") or "the check never calls the entry point"
+        return TaskPlan(task, "child", check="\n".join(checks), note=why)
+    calls = [(tuple(codec.decode(a)), codec.decode(k)) for a, k in result["calls"]]
+    answers = list(result["answers"])
+    direct = [t for t in task.tests if t.check is None]
+    for i, test in enumerate(direct):  # a stated expected value wins over the reference's
+        if test.has_expected:
+            answers[i] = {"v": codec.encode(test.expected)}
+    mode = "replay" if checks else "expected"
+    if mode == "expected":
+        direct = len(calls)
+    else:
+        direct = len(direct)
+    return TaskPlan(task, mode, calls, answers, check="\n".join(checks) if checks else None, n_direct=direct)
+
+
+def _run_recording(tasks: list[Task]) -> list[dict]:
+    if not tasks:
+        return []
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        try:
+            _record_all(tasks, write_fd)
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as fh:
+        lines = fh.read().splitlines()
+    os.waitpid(pid, 0)
+    results = [json.loads(line) for line in lines]
+    results += [{"error": "recording process died"}] * (len(tasks) - len(results))
+    return results
