@@ -1,0 +1,58 @@
+"""`greenloop demo`: the main job on built-in data. Today: verify and evaluate HumanEval.
+
+Builds three samples per HumanEval task from data the package ships (the canonical
+solution, a mutant with one operator flipped, and a stub that returns None), verifies them
+in the sandbox and prints pass@k with the funnel's per-stage counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+
+from greenloop.cli.tasks import reference_completion
+from greenloop.io import write_jsonl
+from greenloop.tasks import load_tasks
+
+FLIPS = [(" < ", " >= "), (" > ", " <= "), (" == ", " != "), (" + 1", " - 1"), (" + ", " - "), ("True", "False")]
+
+
+def flip_one_operator(code: str) -> str:
+    """The first operator from FLIPS found in the code, flipped: a plausible wrong answer
+    (sometimes an equivalent one, which the verifier then rightly passes)."""
+    for old, new in FLIPS:
+        if old in code:
+            return code.replace(old, new, 1)
+    return re.sub(r"return (.+)", r"return not (\1)", code, count=1)
+
+
+def add_commands(commands) -> None:
+    p = commands.add_parser("demo", help="verify and evaluate HumanEval on built-in samples",
+                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out-dir", default="runs/demo", help="where samples and results go (default runs/demo)")
+    p.add_argument("--workers", type=int, help="sandbox workers (default: one per core)")
+    p.set_defaults(run=run_demo)
+
+
+def run_demo(args) -> int:
+    from greenloop.cli.verify import run_eval
+
+    tasks = load_tasks("humaneval").tasks.values()
+    rows = []
+    for task in tasks:
+        good = reference_completion(task)
+        rows += [{"task_id": task.task_id, "completion": good, "kind": "canonical"},
+                 {"task_id": task.task_id, "completion": flip_one_operator(good), "kind": "mutant"},
+                 {"task_id": task.task_id, "completion": "    return None\n", "kind": "stub"}]
+    os.makedirs(args.out_dir, exist_ok=True)
+    samples = os.path.join(args.out_dir, "samples.jsonl")
+    write_jsonl(samples, rows)
+    print(f"wrote {len(rows)} samples ({len(rows) // 3} tasks x canonical, mutant, stub) to {samples}")
+    eval_args = argparse.Namespace(
+        tasks="humaneval", samples=samples, out=os.path.join(args.out_dir, "results.jsonl"), k="1,2,3",
+        workers=args.workers, timeout_s=None, memory_mb=None, all_tests=None, smoke=None, isolation=None,
+        config=None, set=[], strict=False, resume=False, json=False, quiet=False)
+    status = run_eval(eval_args)
+    print(f"results: {eval_args.out}")
+    return status
