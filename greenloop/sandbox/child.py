@@ -21,11 +21,24 @@ RESULT_FD = 3
 SAFE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
 
 
-def _write(frame: dict) -> None:
+_pending: list[bytes] = []
+_pending_size = 0
+FLUSH_BYTES = 1 << 16
+
+
+def _write(frame: dict, flush: bool = True) -> None:
+    """Queue a frame; write queued frames when asked or when 64 KiB have gathered. The
+    first output is flushed at once (the parent judges it early), later ones in bulk."""
+    global _pending_size
     data = (json.dumps(frame, separators=(",", ":")) + "\n").encode()
-    view = memoryview(data)
-    while view:
-        view = view[os.write(RESULT_FD, view):]
+    _pending.append(data)
+    _pending_size += len(data)
+    if flush or _pending_size >= FLUSH_BYTES:
+        view = memoryview(b"".join(_pending))
+        _pending.clear()
+        _pending_size = 0
+        while view:
+            view = view[os.write(RESULT_FD, view):]
 
 
 def enter_child(job: dict, workdir: str, result_w: int, log_fd: int, identity: tuple[int, int] | None, nproc: int) -> None:
@@ -51,9 +64,11 @@ def enter_child(job: dict, workdir: str, result_w: int, log_fd: int, identity: t
     os.environ.clear()
     os.environ.update(SAFE_ENV, HOME=workdir, TMPDIR=workdir)
     sys.argv = ["candidate"]
-    sys.stdin = open(0, closefd=False)
-    sys.stdout = open(1, "w", closefd=False, buffering=1)
-    sys.stderr = open(2, "w", closefd=False, buffering=1)
+    # The server's own streams were pipes to the verifier; these now point at /dev/null
+    # and the capped log file.
+    sys.stdin = sys.__stdin__ = open(0, closefd=False)
+    sys.stdout = sys.__stdout__ = open(1, "w", closefd=False, buffering=1)
+    sys.stderr = sys.__stderr__ = open(2, "w", closefd=False, buffering=1)
 
 
 def _describe(exc: BaseException) -> dict:
@@ -73,7 +88,7 @@ def run_job(job: dict) -> None:
     except BaseException as exc:  # the candidate's own failure, any kind
         _write({"phase": "compile", **_describe(exc)})
         os._exit(0)
-    _write({"phase": "compile", "ok": True, "s": time.perf_counter() - started})
+    _write({"phase": "compile", "ok": True, "s": time.perf_counter() - started}, flush=False)
     if job.get("check") is not None:
         _run_check(job, namespace)
         os._exit(0)
@@ -82,7 +97,7 @@ def run_job(job: dict) -> None:
         _write({"phase": "entry", "raise": "NameError", "msg": f"entry point {job['entry']!r} is not defined"})
         os._exit(0)
     for index, (args, kwargs) in enumerate(job["calls"]):
-        _write(_call(func, index, codec.decode(args), codec.decode(kwargs)))
+        _write(_call(func, index, codec.decode(args), codec.decode(kwargs)), flush=index == 0)
     _write({"end": True, "s": time.perf_counter() - started})
     os._exit(0)
 

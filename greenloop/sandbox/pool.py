@@ -42,6 +42,9 @@ class _Worker:
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, close_fds=True)
         self.reader = wire.Reader(self.process.stdout.fileno())
         self.job: tuple[int, float] | None = None  # (job index, deadline)
+        self.isolation: dict = {}
+
+    def wait_ready(self) -> None:
         ready = self.reader.read_one()
         if not ready or ready.get("op") != "ready":
             raise SandboxError(f"sandbox worker failed to start: {self.log_tail()}")
@@ -89,16 +92,20 @@ class WorkerPool:
         self.next_id = 0
         self.replaced = 0
         try:
-            for i in range(self.size):
-                self._add_worker(i)
+            for i in range(self.size):  # start them all, then wait: they boot in parallel
+                self._add_worker(i, wait=False)
+            for worker in self.workers:
+                worker.wait_ready()
         except BaseException:
             self.close()
             raise
         self.isolation = self.workers[0].isolation
 
-    def _add_worker(self, index: int) -> _Worker:
+    def _add_worker(self, index: int, wait: bool = True) -> _Worker:
         worker = _Worker(self.config, index, self.log_dir)
         self.workers.append(worker)
+        if wait:
+            worker.wait_ready()
         self.selector.register(worker.process.stdout, selectors.EVENT_READ, worker)
         return worker
 

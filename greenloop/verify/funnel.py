@@ -9,6 +9,7 @@ outcome and seconds go into the verdict, so a run can report what pruning saved.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
@@ -19,7 +20,7 @@ from greenloop.tasks import TaskSet
 from greenloop.types import Candidate, Outcome, StageResult, Task, Verdict
 from greenloop.verify.extract import extract_program, static_check
 from greenloop.verify.judge import Judgement, Replayer, judge
-from greenloop.verify.record import TaskPlan, build_plans
+from greenloop.verify.record import TaskPlan, build_plans, cache_dir
 
 STAGES = ("extract", "static", "compile", "smoke", "tests")
 
@@ -67,7 +68,9 @@ class Verifier:
         self.config = config
         self.plans: dict[str, TaskPlan] = {}
         self.replayer = Replayer()
-        self.pool = WorkerPool(config.workers, config.isolation, [*tasks.data_paths, *hidden_paths])
+        os.makedirs(cache_dir(), exist_ok=True)  # must exist now to be hidden from candidates
+        hidden = [*tasks.data_paths, cache_dir(), *hidden_paths]
+        self.pool = WorkerPool(config.workers, config.isolation, hidden)
         self.isolation = self.pool.isolation
 
     def close(self) -> None:

@@ -139,6 +139,7 @@ class Replayer:
 
     def __init__(self):
         self._namespaces: dict[str, dict] = {}
+        self._code: dict[str, object] = {}
 
     def namespace(self, plan: TaskPlan) -> dict:
         key = plan.task.task_id
@@ -151,10 +152,13 @@ class Replayer:
         scope = dict(self.namespace(plan))
         scope[plan.task.entry_point] = stub
         done = lambda: max(0, stub.index - 1 - plan.n_direct)  # noqa: E731 calls before the failing one
+        code = self._code.get(plan.task.task_id)
+        if code is None:
+            code = self._code[plan.task.task_id] = compile(plan.check, f"<check {plan.task.task_id}>", "exec")
         random.seed(0)
         try:
             with _time_guard(REPLAY_TIMEOUT_S), contextlib.redirect_stdout(io.StringIO()):
-                exec(compile(plan.check, f"<check {plan.task.task_id}>", "exec"), scope)
+                exec(code, scope)
         except _Pending:
             return Judgement(False, stub.index - 1 - plan.n_direct, pending=True)
         except AssertionError as exc:

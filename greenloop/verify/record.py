@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import io
 import json
 import os
@@ -137,9 +138,52 @@ def build_plans(tasks: list[Task]) -> dict[str, TaskPlan]:
             plans[task.task_id] = TaskPlan(task, "child", check=check, note="no reference: the check runs beside the candidate")
         else:
             to_record.append(task)
-    for task, result in zip(to_record, _run_recording(to_record)):
-        plans[task.task_id] = _plan_from_recording(task, result)
+    cached = {task.task_id: _cache_get(task) for task in to_record}
+    missing = [task for task in to_record if cached[task.task_id] is None]
+    for task, result in zip(missing, _run_recording(missing)):
+        cached[task.task_id] = result
+        if "error" not in result:
+            _cache_put(task, result)
+    for task in to_record:
+        plans[task.task_id] = _plan_from_recording(task, cached[task.task_id])
     return plans
+
+
+RECORD_FORMAT = 1
+
+
+def cache_dir() -> str:
+    """Where recordings are kept between runs. They hold expected values, so the
+    verifier hides this directory from candidates like any task data."""
+    base = os.environ.get("GREENLOOP_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "greenloop")
+    return os.path.join(base, "records")
+
+
+def _cache_path(task: Task) -> str:
+    tests = [(t.args, sorted(t.kwargs.items()), repr(t.expected), t.check) for t in task.tests]
+    key = json.dumps([RECORD_FORMAT, task.task_id, task.entry_point, task.reference, task.context, repr(tests)])
+    return os.path.join(cache_dir(), hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
+
+
+def _cache_get(task: Task) -> dict | None:
+    try:
+        with open(_cache_path(task)) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def _cache_put(task: Task, result: dict) -> None:
+    path = _cache_path(task)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as fh:
+            json.dump(result, fh)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a cache that cannot be written only costs time
 
 
 def _plan_from_recording(task: Task, result: dict) -> TaskPlan:
