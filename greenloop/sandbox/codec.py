@@ -2,22 +2,26 @@
 
 The child encodes a candidate's outputs into tagged JSON; the parent decodes them into
 builtin values only. Only exact builtin types cross: None, bool, int, float (NaN and
-infinities included), str, bytes, list, tuple, dict, set, frozenset. A subclass or any
-other object is refused by name, so an object that claims to equal everything never
-reaches the judge. The decoder trusts nothing: whatever bytes a hostile child writes, the
+infinities included), complex, str, bytes, list, tuple, dict, set, frozenset. Exactly
+`collections.Counter`, `defaultdict` and `OrderedDict` cross as plain dicts (they compare
+equal to dicts in Python, and only their data crosses). Any other subclass or object is
+refused by name, so an object that claims to equal everything never reaches the judge. The decoder trusts nothing: whatever bytes a hostile child writes, the
 parent gets plain values or a CodecError.
 
 Wire form: JSON scalars stand for themselves (JSON keeps int and float apart); lists are
 arrays; everything else is a one-key object: {"t": [...]} tuple, {"s": [...]} set,
-{"f": [...]} frozenset, {"d": [[k, v], ...]} dict, {"b": "base64"} bytes.
+{"f": [...]} frozenset, {"d": [[k, v], ...]} dict, {"b": "base64"} bytes, {"c": [real, imag]} complex.
 """
 
 from __future__ import annotations
 
 import base64
+import collections
 import json
 import math
 from typing import Any
+
+DICT_LIKE = (collections.Counter, collections.defaultdict, collections.OrderedDict)
 
 MAX_DEPTH = 100
 
@@ -48,8 +52,10 @@ def encode(value: Any, depth: int = 0) -> Any:
         return {"s": [encode(v, depth + 1) for v in value]}
     if kind is frozenset:
         return {"f": [encode(v, depth + 1) for v in value]}
-    if kind is dict:
-        return {"d": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]}
+    if kind is dict or kind in DICT_LIKE:
+        return {"d": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in dict.items(value)]}
+    if kind is complex:
+        return {"c": [value.real, value.imag]}
     if kind is bytes:
         return {"b": base64.b64encode(value).decode("ascii")}
     raise Refused(f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else kind.__qualname__)
@@ -77,6 +83,10 @@ def decode(wire: Any, depth: int = 0) -> Any:
                 raise CodecError(f"bad bytes: {exc}") from None
         if type(body) is not list:
             raise CodecError(f"tag {tag!r} needs a list")
+        if tag == "c":
+            if len(body) != 2 or any(type(x) not in (int, float) for x in body):
+                raise CodecError("complex needs [real, imag]")
+            return complex(body[0], body[1])
         if tag == "t":
             return tuple(decode(v, depth + 1) for v in body)
         try:

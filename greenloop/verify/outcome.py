@@ -82,11 +82,11 @@ def verdict_from_result(pending, result: dict, replayer: Replayer, all_tests: bo
         return out.finish(Outcome.FAILED, "compile", detail, signature=f"compile:{head['raise']}")
     out.add("compile", Outcome.PASSED, float(head.get("s", 0.0)) if type(head.get("s")) in (int, float) else 0.0)
     if plan.mode == "child":
-        return _child_verdict(out, body, status, result)
+        return _child_verdict(out, body, status, result, plan.note)
     return _call_verdict(out, pending, body, status, result, replayer, all_tests)
 
 
-def _child_verdict(out: _Builder, body: list[dict], status: str, result: dict) -> Verdict:
+def _child_verdict(out: _Builder, body: list[dict], status: str, result: dict, note: str) -> Verdict:
     if status == "timeout":
         return out.finish(Outcome.TIMEOUT, "tests", "time limit", signature="timeout")
     if len(body) != 1 or "check" not in body[0]:
@@ -94,7 +94,7 @@ def _child_verdict(out: _Builder, body: list[dict], status: str, result: dict) -
         return out.finish(outcome, "tests", detail)
     frame = body[0]
     if frame["check"] == "passed":
-        return out.finish(Outcome.PASSED, "tests", "judged in the child (no reference to record from)", 1)
+        return out.finish(Outcome.PASSED, "tests", f"judged in the child: {note}", 1)
     if frame.get("memory"):
         return out.finish(Outcome.MEMORY, "tests", "memory limit")
     return out.finish(Outcome.FAILED, "tests", f"{frame.get('raise')}: {frame.get('msg', '')}"[:300], 0, f"tests:{frame.get('raise')}")
