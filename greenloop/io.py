@@ -31,9 +31,10 @@ class DataError(ValueError):
         super().__init__(f"{where}:{what} {message}")
 
 
-def open_text(path: str | os.PathLike, mode: str = "r") -> TextIO:
+def open_text(path: str | os.PathLike, mode: str = "r", gz: bool | None = None) -> TextIO:
+    """Open a text file, gzipped when the name ends in .gz (or `gz` says so)."""
     path = str(path)
-    if path.endswith(".gz"):
+    if gz if gz is not None else path.endswith(".gz"):
         return io.TextIOWrapper(gzip.open(path, mode.replace("t", "") + "b"), encoding="utf-8")
     return open(path, mode, encoding="utf-8")
 
@@ -99,7 +100,7 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]], append:
                 count += 1
         return count
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open_text(tmp, "w") as fh:
+    with open_text(tmp, "w", gz=path.endswith(".gz")) as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             count += 1

@@ -1,0 +1,102 @@
+"""How verdicts are reached for tasks with expected values, with a reference only, with a
+check program only, and with partial credit."""
+
+import json
+
+import pytest
+
+from greenloop.tasks import TaskSet, load_tasks
+from greenloop.types import Candidate, Outcome, Task, TestCase
+from greenloop.verify.funnel import VerifyConfig, verify_candidates
+
+SQUARE = Task("t/square", "jsonl", "def square(x):\n", "square",
+              tests=(TestCase(args=(2,), expected=4), TestCase(args=(3,), expected=9), TestCase(args=(-1,), expected=1)))
+HALF = Task("t/half", "jsonl", "def half(x):\n", "half",
+            tests=(TestCase(args=(1,)), TestCase(args=(3,))), reference="def half(x):\n    return x / 2\n",
+            meta={"float_tol": 1e-6})
+CHECK_ONLY = Task("t/check", "jsonl", "def inc(x):\n", "inc", tests=(TestCase(check="assert inc(1) == 2\n"),))
+MIXED = Task("t/mixed", "jsonl", "def neg(x):\n", "neg",
+             tests=(TestCase(args=(5,), expected=-5), TestCase(check="for v in range(4):\n    assert neg(v) == -v\n")),
+             reference="def neg(x):\n    return -x\n")
+TASKS = TaskSet({t.task_id: t for t in (SQUARE, HALF, CHECK_ONLY, MIXED)}, [])
+
+
+@pytest.fixture(scope="module")
+def run():
+    from greenloop.verify.funnel import Verifier
+
+    with Verifier(TASKS, VerifyConfig(timeout_s=3, workers=2)) as verifier:
+        def go(*candidates, all_tests=False):
+            verifier.config = VerifyConfig(timeout_s=3, workers=2, all_tests=all_tests)
+            out = [None] * len(candidates)
+            for i, v in verifier.verify([Candidate(t, c) for t, c in candidates]):
+                out[i] = v
+            return out
+        yield go
+
+
+def test_expected_values_are_compared_type_strictly(run):
+    right, float_answer, bool_answer = run(("t/square", "    return x * x\n"),
+                                           ("t/square", "    return float(x * x)\n"),
+                                           ("t/square", "    return True if x == -1 else x * x\n"))
+    assert right.passed and right.tests_passed == 3
+    assert float_answer.outcome is Outcome.FAILED and "wrong output" in float_answer.detail
+    assert not bool_answer.passed  # True is not 1
+
+
+def test_reference_answers_with_float_tolerance(run):
+    close, far = run(("t/half", "    return x * 0.5 + 1e-9\n"), ("t/half", "    return x // 2\n"))
+    assert close.passed, close.detail
+    assert far.outcome is Outcome.FAILED
+
+
+def test_check_only_tasks_run_in_the_child_and_say_so(run):
+    good, bad = run(("t/check", "    return x + 1\n"), ("t/check", "    return x\n"))
+    assert good.passed and good.meta["judge"] == "child"
+    assert bad.outcome is Outcome.FAILED and "AssertionError" in bad.detail
+
+
+def test_direct_calls_then_replayed_check(run):
+    good, wrong_check = run(("t/mixed", "    return -x\n"), ("t/mixed", "    return -x if x else 1\n"))
+    assert good.passed and good.tests_total == 5 and good.meta["judge"] == "parent"
+    assert not wrong_check.passed
+
+
+def test_all_tests_gives_partial_credit(run):
+    # right on 2 and -1 but wrong on 3: stop-at-first counts 1, all-tests counts 2
+    code = "    return 9 if x == 2 else x * x\n"
+    first, = run(("t/square", code))
+    assert first.tests_passed == 0 and first.stage == "smoke"
+    code = "    return 0 if x == 3 else x * x\n"
+    first, = run(("t/square", code))
+    every, = run(("t/square", code), all_tests=True)
+    assert (first.tests_passed, every.tests_passed) == (1, 2)
+    assert not every.passed
+
+
+def test_jsonl_family_loads_our_schema(tmp_path):
+    path = tmp_path / "tasks.jsonl"
+    rows = [
+        {"task_id": "my/add", "prompt": "def add(a, b):\n", "entry_point": "add",
+         "tests": [{"args": [1, 2], "expected": 3}, {"input": "((1,), (2,))", "output": "(1, 2)"}]},
+        {"task_id": "my/ref", "prompt": "", "entry_point": "f", "prompt_is_code": False,
+         "reference": "def f(s):\n    return s[::-1]\n", "tests": [{"args": ["abc"]}]},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tasks = load_tasks(f"jsonl:{path}")
+    verdicts = verify_candidates(tasks, [
+        Candidate("my/add", "    return a + b\n"),
+        Candidate("my/ref", "def f(s):\n    return ''.join(reversed(s))\n"),
+        Candidate("my/ref", "def f(s):\n    return s\n")], VerifyConfig(workers=1, timeout_s=3))
+    assert [v.passed for v in verdicts] == [True, True, False]
+
+
+def test_jsonl_errors_name_line_and_field(tmp_path):
+    path = tmp_path / "tasks.jsonl"
+    path.write_text('{"task_id": "a", "prompt": "", "entry_point": "f", "tests": [{"args": [1]}]}\n'
+                    '{"task_id": "b", "prompt": "", "entry_point": "f", "tests": [{"input": "(1,"}]}\n')
+    with pytest.raises(ValueError, match=r"tasks.jsonl:1: field 'tests': a test without an expected value needs a 'reference'"):
+        load_tasks(f"jsonl:{path}")
+    path.write_text('{"task_id": "b", "prompt": "", "entry_point": "f", "tests": [{"input": "(1,", "output": "1"}]}\n')
+    with pytest.raises(ValueError, match=r"tasks.jsonl:1: field 'tests\[0\].input': not a Python literal"):
+        load_tasks(f"jsonl:{path}")
