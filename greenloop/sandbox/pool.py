@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Iterator
 from greenloop.sandbox import wire
 
 GRACE_S = 5.0
+ENV_ALLOWED = {"PATH", "LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONHASHSEED"}
 
 
 class SandboxError(RuntimeError):
@@ -34,8 +35,10 @@ class _Worker:
         self.index = index
         self.log_path = os.path.join(log_dir, f"server{index}-{time.monotonic_ns()}.log")
         package_root = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ)
-        env["PYTHONPATH"] = package_root + os.pathsep + env.get("PYTHONPATH", "")
+        # A short allowlist: the server's environment is visible in its /proc entry, and
+        # the verifier's may hold API keys.
+        env = {k: v for k, v in os.environ.items() if k in ENV_ALLOWED or k.startswith("OPENBLAS_")}
+        env["PYTHONPATH"] = package_root + os.pathsep + os.environ.get("PYTHONPATH", "")
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "greenloop.sandbox.server", json.dumps(config)],
