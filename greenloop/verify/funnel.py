@@ -19,6 +19,7 @@ from greenloop.sandbox.limits import Limits
 from greenloop.tasks import TaskSet
 from greenloop.types import Candidate, Outcome, StageResult, Task, Verdict
 from greenloop.verify.extract import extract_program, static_check
+from greenloop.verify.inputs import add_extra_inputs
 from greenloop.verify.judge import Judgement, Replayer, judge
 from greenloop.verify.record import TaskPlan, build_plans, cache_dir
 
@@ -34,8 +35,11 @@ class VerifyConfig:
     smoke: bool = True  # judge the first output early and stop wrong candidates there
     isolation: str = "auto"  # "auto": the strongest the kernel allows; "none": rlimits only
     max_code_bytes: int = 100_000
+    extra_inputs: int = 0  # extra test inputs per task by type-aware mutation, judged against the reference
 
     def __post_init__(self):
+        if self.extra_inputs < 0:
+            raise ValueError(f"VerifyConfig.extra_inputs must be >= 0, got {self.extra_inputs}")
         if self.workers is not None and self.workers < 1:
             raise ValueError(f"VerifyConfig.workers must be >= 1, got {self.workers}")
         if self.isolation not in ("auto", "none"):
@@ -84,7 +88,10 @@ class Verifier:
 
     def plan_for(self, candidates: list[Candidate]) -> None:
         needed = {c.task_id for c in candidates if c.task_id in self.tasks.tasks} - set(self.plans)
-        self.plans.update(build_plans([self.tasks.tasks[t] for t in sorted(needed)]))
+        new = build_plans([self.tasks.tasks[t] for t in sorted(needed)])
+        if self.config.extra_inputs:
+            add_extra_inputs(list(new.values()), self.config.extra_inputs)
+        self.plans.update(new)
 
     def verify(self, candidates: list[Candidate]) -> Iterator[tuple[int, Verdict]]:
         """Yield (index, verdict) for every candidate, in completion order."""

@@ -66,11 +66,11 @@ def _value(frame: dict) -> Any:
     raise _exception_for(frame)
 
 
-def compare_direct(plan: TaskPlan, frames: list[dict], upto: int, all_tests: bool) -> tuple[int, str]:
-    """Judge calls [0, upto) by value. Returns (how many passed, first failure or "")."""
+def compare_by_value(plan: TaskPlan, frames: list[dict], indices: list[int], all_tests: bool) -> tuple[int, str]:
+    """Judge the given calls by value. Returns (how many passed, first failure or "")."""
     tol = float(plan.task.meta.get("float_tol", 1e-9))
     passed, first_failure = 0, ""
-    for i in range(upto):
+    for i in indices:
         expected, frame = plan.expected[i], frames[i]
         if "v" in frame and "v" in expected:
             try:
@@ -87,8 +87,8 @@ def compare_direct(plan: TaskPlan, frames: list[dict], upto: int, all_tests: boo
         if ok:
             passed += 1
         elif not first_failure:
-            args = repr(plan.calls[i][0])[:120]
-            first_failure = f"test {i}: {why} for input {args}"
+            kind = "extra input" if i >= plan.check_end else "test"
+            first_failure = f"{kind} {i}: {why} for input {repr(plan.calls[i][0])[:120]}"
             if not all_tests:
                 break
     return passed, first_failure
@@ -102,7 +102,7 @@ class _Stub:
     def __call__(self, *args, **kwargs):
         i = self.index
         self.index += 1
-        if i >= len(self.plan.calls):
+        if i >= self.plan.check_end:
             raise _Diverged("the check made more calls than when recorded")
         recorded_args, recorded_kwargs = self.plan.calls[i]
         if not (codec.same_value(recorded_args, tuple(args), 0.0, 0.0) and codec.same_value(recorded_kwargs, dict(kwargs), 0.0, 0.0)):
@@ -169,7 +169,7 @@ class Replayer:
         except Exception as exc:  # the candidate's raise, or its output broke the check
             return Judgement(False, done(), f"test {done()}: {type(exc).__name__}: {str(exc)[:150]}", type(exc).__name__)
         used = stub.index - plan.n_direct
-        expected_calls = len(plan.calls) - plan.n_direct
+        expected_calls = plan.check_end - plan.n_direct
         if used != expected_calls:
             return Judgement(False, used, f"check diverged: {used} calls instead of {expected_calls}", "Diverged")
         return Judgement(True, used)
@@ -177,21 +177,28 @@ class Replayer:
 
 def judge(plan: TaskPlan, frames: list[dict], replayer: Replayer, all_tests: bool = False, partial: bool = False) -> Judgement:
     """Judge a candidate's frames (one per call, in order) against the plan. With
-    `partial`, frames may be a prefix: a pending judgement means "right so far"."""
-    total = len(plan.calls)
-    direct_upto = min(plan.n_direct, len(frames))
-    passed, failure = compare_direct(plan, frames, direct_upto, all_tests)
+    `partial`, frames may be a prefix: a pending judgement means "right so far".
+
+    Calls fall in three ranges: [0, n_direct) judged by value, then the calls recorded
+    from the check program (judged by replaying it), then extra inputs (by value)."""
+    total, seen = len(plan.calls), len(frames)
+    by_value = [i for i in range(seen) if i < plan.n_direct or i >= plan.check_end]
+    passed, failure = compare_by_value(plan, frames, by_value, all_tests)
     if failure and not all_tests:
         return Judgement(False, passed, failure, failure.split(": ", 1)[-1].split(" for ")[0])
-    if plan.mode == "expected" or len(frames) <= plan.n_direct and partial:
-        if len(frames) < total:
-            return Judgement(False, passed, failure, pending=not failure)
-        return Judgement(not failure, passed, failure, "wrong output" if failure else "")
-    if not all_tests:
-        result = replayer.replay(plan, frames)
-        return Judgement(result.passed, passed + result.tests_passed, result.detail, result.signature, result.pending)
-    replayed = [replayer.replay(plan, frames, substitute=i) for i in range(plan.n_direct, total)]
-    passed += sum(r.passed for r in replayed)
-    whole = replayer.replay(plan, frames)
-    detail = failure or whole.detail
-    return Judgement(whole.passed and not failure, passed, detail, whole.signature)
+    replayed: Judgement | None = None
+    if plan.mode == "replay" and seen > plan.n_direct:
+        if all_tests and seen == total:
+            singles = [replayer.replay(plan, frames, substitute=i) for i in range(plan.n_direct, plan.check_end)]
+            replayed = replayer.replay(plan, frames)
+            replayed = Judgement(replayed.passed, sum(r.passed for r in singles), replayed.detail, replayed.signature)
+        else:
+            replayed = replayer.replay(plan, frames)
+        passed += replayed.tests_passed
+        if not (replayed.passed or replayed.pending):
+            return Judgement(False, passed, failure or replayed.detail, replayed.signature)
+    if seen < total:
+        return Judgement(False, passed, failure, pending=partial and not failure)
+    if failure:
+        return Judgement(False, passed, failure, "wrong output")
+    return Judgement(True, passed)

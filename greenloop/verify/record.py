@@ -38,7 +38,12 @@ class TaskPlan:
     expected: list[Any] = field(default_factory=list)  # reference answers, as outcome frames
     check: str | None = None
     note: str = ""
-    n_direct: int = 0  # in replay mode, calls before this index are judged by value
+    n_direct: int = 0  # calls before this index are judged by value
+    n_checked: int = 0  # then this many calls recorded from the check program; extra inputs follow
+
+    @property
+    def check_end(self) -> int:
+        return self.n_direct + self.n_checked
 
     @property
     def wire_calls(self) -> list:
@@ -104,22 +109,50 @@ def _record_one(task: Task) -> dict:
     return {"calls": recorder.calls, "answers": recorder.answers}
 
 
-def _record_all(tasks: list[Task], write_fd: int) -> None:
+def _record_safely(task: Task) -> dict:
+    try:
+        return _record_one(task)
+    except codec.Refused as exc:
+        return {"error": f"the tests pass or return values that are not plain data ({exc})"}
+    except BaseException as exc:  # the reference fails its own tests, or hangs
+        return {"error": f"the reference fails its own tests: {type(exc).__name__}: {str(exc)[:200]}"}
+
+
+def run_trusted(work, items: list, timeout_s: float = RECORD_TIMEOUT_S) -> list[dict]:
+    """Run `work(item) -> dict` for each item in one forked child of the verifier, each
+    bounded by an alarm (the code is trusted; the alarm only stops a slow reference)."""
+    if not items:
+        return []
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        try:
+            _serve_trusted(work, items, write_fd, timeout_s)
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as fh:
+        lines = fh.read().splitlines()
+    os.waitpid(pid, 0)
+    results = [json.loads(line) for line in lines]
+    return results + [{"error": "the trusted process died"}] * (len(items) - len(results))
+
+
+def _serve_trusted(work, items: list, write_fd: int, timeout_s: float) -> None:
     def on_alarm(signum, frame):
-        raise TimeoutError(f"recording took longer than {RECORD_TIMEOUT_S}s")
+        raise TimeoutError(f"took longer than {timeout_s}s")
 
     signal.signal(signal.SIGALRM, on_alarm)
     with os.fdopen(write_fd, "w") as out:
-        for task in tasks:
-            signal.alarm(RECORD_TIMEOUT_S)
+        for item in items:
+            signal.setitimer(signal.ITIMER_REAL, timeout_s)
             try:
-                result = _record_one(task)
-            except codec.Refused as exc:
-                result = {"error": f"the tests pass or return values that are not plain data ({exc})"}
-            except BaseException as exc:  # the reference fails its own tests, or hangs
-                result = {"error": f"the reference fails its own tests: {type(exc).__name__}: {str(exc)[:200]}"}
+                result = work(item)
+            except BaseException as exc:
+                result = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
             finally:
-                signal.alarm(0)
+                signal.setitimer(signal.ITIMER_REAL, 0)
             out.write(json.dumps(result) + "\n")
 
 
@@ -140,7 +173,7 @@ def build_plans(tasks: list[Task]) -> dict[str, TaskPlan]:
             to_record.append(task)
     cached = {task.task_id: _cache_get(task) for task in to_record}
     missing = [task for task in to_record if cached[task.task_id] is None]
-    for task, result in zip(missing, _run_recording(missing)):
+    for task, result in zip(missing, run_trusted(_record_safely, missing)):
         cached[task.task_id] = result
         if "error" not in result:
             _cache_put(task, result)
@@ -198,28 +231,6 @@ def _plan_from_recording(task: Task, result: dict) -> TaskPlan:
         if test.has_expected:
             answers[i] = {"v": codec.encode(test.expected)}
     mode = "replay" if checks else "expected"
-    if mode == "expected":
-        direct = len(calls)
-    else:
-        direct = len(direct)
-    return TaskPlan(task, mode, calls, answers, check="\n".join(checks) if checks else None, n_direct=direct)
-
-
-def _run_recording(tasks: list[Task]) -> list[dict]:
-    if not tasks:
-        return []
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
-        try:
-            _record_all(tasks, write_fd)
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    with os.fdopen(read_fd) as fh:
-        lines = fh.read().splitlines()
-    os.waitpid(pid, 0)
-    results = [json.loads(line) for line in lines]
-    results += [{"error": "recording process died"}] * (len(tasks) - len(results))
-    return results
+    n_direct = len(calls) if mode == "expected" else len(direct)
+    return TaskPlan(task, mode, calls, answers, check="\n".join(checks) if checks else None,
+                    n_direct=n_direct, n_checked=len(calls) - n_direct)

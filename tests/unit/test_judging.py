@@ -100,3 +100,26 @@ def test_jsonl_errors_name_line_and_field(tmp_path):
     path.write_text('{"task_id": "b", "prompt": "", "entry_point": "f", "tests": [{"input": "(1,", "output": "1"}]}\n')
     with pytest.raises(ValueError, match=r"tasks.jsonl:1: field 'tests\[0\].input': not a Python literal"):
         load_tasks(f"jsonl:{path}")
+
+
+def test_extra_inputs_catch_a_candidate_that_only_fits_the_given_tests():
+    from greenloop.verify.inputs import mutate_value, propose_inputs
+    from greenloop.verify.record import build_plans
+    import random
+
+    task = Task("t/double", "jsonl", "def double(x, items):\n", "double", tests=(TestCase(args=(3, [1, 2])),),
+                reference="def double(x, items):\n    return 2 * x + len(items)\n")
+    tasks = TaskSet({task.task_id: task}, [])
+    overfit = Candidate("t/double", "    return 8 if x == 3 else x\n")
+    plain, = verify_candidates(tasks, [overfit], VerifyConfig(workers=1, timeout_s=3))
+    extra, = verify_candidates(tasks, [overfit], VerifyConfig(workers=1, timeout_s=3, extra_inputs=5))
+    assert plain.passed and plain.tests_total == 1
+    assert not extra.passed and extra.tests_total > 1 and "extra input" in extra.detail
+    right, = verify_candidates(tasks, [Candidate("t/double", "    return x + x + len(items)\n")],
+                               VerifyConfig(workers=1, timeout_s=3, extra_inputs=5))
+    assert right.passed and right.tests_total == extra.tests_total
+    # mutation is seeded by task id and keeps types
+    plan = build_plans([task])[task.task_id]
+    assert propose_inputs(plan, 5) == propose_inputs(plan, 5)
+    assert all(type(a[0]) is int and type(a[1]) is list for a, _ in propose_inputs(plan, 5))
+    assert type(mutate_value((1, "a"), random.Random(0))) is tuple
