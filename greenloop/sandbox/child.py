@@ -54,6 +54,11 @@ def enter_child(job: dict, workdir: str, result_w: int, log_fd: int, identity: t
     os.dup2(log_fd, 2)
     os.closerange(RESULT_FD + 1, 1 << 16)
     limits = job["limits"]
+    try:  # when memory runs out, the candidate goes first
+        with open("/proc/self/oom_score_adj", "w") as fh:
+            fh.write("1000")
+    except OSError:
+        pass
     if identity is not None:
         os.setgroups([])
         os.setgid(identity[1])

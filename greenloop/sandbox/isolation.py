@@ -75,6 +75,7 @@ class IsolationReport:
     filesystem: str = "read-write"  # "read-only" when the tree is remounted
     hidden_paths: int = 0
     pid_namespace: bool = False
+    cgroup: str = "none"  # "v1"/"v2" when a memory/pids cgroup bounds the candidate tree
     uid: int = field(default_factory=os.getuid)
     notes: list[str] = field(default_factory=list)
 

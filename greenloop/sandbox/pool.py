@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from greenloop.sandbox import wire
+from greenloop.sandbox.cgroups import WorkerCgroups
+from greenloop.sandbox.limits import Limits
 
 GRACE_S = 5.0
 ENV_ALLOWED = {"PATH", "LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONHASHSEED"}
@@ -33,6 +35,10 @@ class SandboxError(RuntimeError):
 class _Worker:
     def __init__(self, config: dict, index: int, log_dir: str):
         self.index = index
+        limits = config["limits"]
+        self.cgroups = WorkerCgroups.create(f"greenloop-{os.getpid()}-{index}-{time.monotonic_ns()}",
+                                            limits["memory_mb"], limits["max_processes"])
+        config = {**config, "cgroups": self.cgroups.to_config()}
         self.log_path = os.path.join(log_dir, f"server{index}-{time.monotonic_ns()}.log")
         package_root = str(Path(__file__).resolve().parents[2])
         # A short allowlist: the server's environment is visible in its /proc entry, and
@@ -72,6 +78,7 @@ class _Worker:
             self.process.kill()
             self.process.wait()
         self.process.stdout.close()
+        self.cgroups.remove()
         try:
             os.unlink(self.log_path)
         except OSError:
@@ -81,7 +88,8 @@ class _Worker:
 class WorkerPool:
     """`with WorkerPool(workers=2) as pool: for index, result in pool.run(jobs): ...`"""
 
-    def __init__(self, workers: int | None = None, isolation: str = "auto", hidden_paths: Iterable[str] = ()):
+    def __init__(self, workers: int | None = None, isolation: str = "auto", hidden_paths: Iterable[str] = (),
+                 limits: Limits = Limits()):
         if isolation not in ("auto", "none"):
             raise ValueError(f"isolation must be 'auto' or 'none', got {isolation!r}")
         self.size = workers or os.cpu_count() or 1
@@ -89,7 +97,7 @@ class WorkerPool:
         os.chmod(self.scratch, 0o711)
         self.log_dir = tempfile.mkdtemp(prefix="greenloop-logs-")
         hidden = sorted({str(Path(p).resolve()) for p in hidden_paths})
-        self.config = {"isolation": isolation, "scratch": self.scratch, "hidden": hidden}
+        self.config = {"isolation": isolation, "scratch": self.scratch, "hidden": hidden, "limits": limits.to_dict()}
         self.selector = selectors.DefaultSelector()
         self.workers: list[_Worker] = []
         self.next_id = 0

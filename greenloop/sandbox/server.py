@@ -20,6 +20,7 @@ import sys
 import time
 
 from greenloop.sandbox import wire
+from greenloop.sandbox.cgroups import WorkerCgroups
 from greenloop.sandbox.child import enter_child, run_job
 from greenloop.sandbox.isolation import (PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, IsolationReport,
                                          child_identity, enter_namespaces, prctl, prepare_mounts)
@@ -33,8 +34,9 @@ CONTROL_IN, CONTROL_OUT = 0, 1
 
 
 class ForkServer:
-    def __init__(self, report: IsolationReport, scratch: str, max_processes_base: int):
+    def __init__(self, report: IsolationReport, scratch: str, max_processes_base: int, cgroups: WorkerCgroups):
         self.report = report
+        self.cgroups = cgroups
         self.scratch = scratch
         self.identity = child_identity(report)
         self.nproc_base = max_processes_base
@@ -60,6 +62,7 @@ class ForkServer:
         log_fd = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         read_fd, write_fd = os.pipe()
         started = time.perf_counter()
+        oom_before = self.cgroups.oom_kills()
         pid = os.fork()
         if pid == 0:
             try:
@@ -83,7 +86,7 @@ class ForkServer:
         shutil.rmtree(workdir, ignore_errors=True)
         code = os.waitstatus_to_exitcode(exit_status) if exit_status is not None else None
         return {"op": "done", "id": job_id, "lines": lines, "status": status, "exit": code,
-                "seconds": seconds, "log": log}
+                "seconds": seconds, "log": log, "oom": self.cgroups.oom_kills() > oom_before}
 
     def _watch(self, job: dict, pid: int, read_fd: int, started: float) -> tuple[list[str], str]:
         """Collect the child's frames until it exits, times out, overflows or is aborted."""
@@ -196,6 +199,15 @@ def _kill_group_and_orphans(pid: int) -> None:
                 pass
 
 
+def _protect_from_oom_killer() -> None:
+    """Make the server the OOM killer's last choice (root only; children raise their own)."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as fh:
+            fh.write("-1000")
+    except OSError:
+        pass
+
+
 def _count_own_processes() -> int:
     uid, count = os.getuid(), 0
     for entry in os.listdir("/proc"):
@@ -210,6 +222,14 @@ def _count_own_processes() -> int:
 def main(argv: list[str]) -> int:
     config = json.loads(argv[0])
     report = IsolationReport()
+    cgroups = WorkerCgroups.from_config(config.get("cgroups"))
+    try:
+        cgroups.join()  # before any fork: every candidate process is born inside
+        report.cgroup = cgroups.kind
+    except OSError as exc:
+        cgroups = WorkerCgroups()
+        report.notes.append(f"could not join the worker's cgroup ({exc})")
+    _protect_from_oom_killer()
     if config.get("isolation", "auto") != "none" and enter_namespaces(report):
         child = os.fork()
         if child:  # outside the PID namespace: wait, then pass the exit status on
@@ -227,7 +247,7 @@ def main(argv: list[str]) -> int:
         __import__(name)
     gc.collect()
     gc.freeze()  # fewer pages copied on each fork
-    ForkServer(report, config["scratch"], _count_own_processes()).serve()
+    ForkServer(report, config["scratch"], _count_own_processes(), cgroups).serve()
     return 0
 
 

@@ -74,7 +74,7 @@ class Verifier:
         self.replayer = Replayer()
         os.makedirs(cache_dir(), exist_ok=True)  # must exist now to be hidden from candidates
         hidden = [*tasks.data_paths, cache_dir(), *hidden_paths]
-        self.pool = WorkerPool(config.workers, config.isolation, hidden)
+        self.pool = WorkerPool(config.workers, config.isolation, hidden, config.limits)
         self.isolation = self.pool.isolation
 
     def close(self) -> None:

@@ -64,6 +64,8 @@ def verdict_from_result(pending, result: dict, replayer: Replayer, all_tests: bo
         meta["judge_note"] = plan.note
     out = _Builder(list(pending.stages), plan.tests_total, meta, float(result.get("seconds", 0.0)))
     status = result["status"]
+    if result.get("oom"):
+        return out.finish(Outcome.MEMORY, "tests", "the candidate's processes ran out of memory (cgroup limit)", signature="memory")
     if status in STATUS_DETAIL:
         return out.finish(Outcome.FAILED, "compile", STATUS_DETAIL[status], signature=status)
     frames = _frames(result["lines"])

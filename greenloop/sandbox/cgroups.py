@@ -1,0 +1,124 @@
+"""Control groups that bound a worker's whole candidate tree, where the kernel lets us.
+
+Per-process rlimits cap each process, but a candidate with 16 processes of 2 GB each
+still holds 32 GB. A memory cgroup (and a pids cgroup) per fork server caps the tree as
+a whole. cgroup v2 and v1 are both tried; where neither can be written (no delegation,
+no root), the report says so and the rlimits remain the only bound.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+SERVER_HEADROOM_MB = 256  # the fork server itself lives in the same group
+
+
+def _mounts() -> list[tuple[str, str, str]]:
+    """(mount point, fstype, super options) for every cgroup mount."""
+    out = []
+    try:
+        with open("/proc/self/mountinfo") as fh:
+            for line in fh:
+                left, _, right = line.partition(" - ")
+                fstype, _, options = right.split()[:3]
+                if fstype in ("cgroup", "cgroup2"):
+                    out.append((left.split()[4], fstype, options))
+    except OSError:
+        pass
+    return out
+
+
+def _own_paths() -> dict[str, str]:
+    """Controller name (or "" for v2) -> this process's cgroup path."""
+    paths = {}
+    with open("/proc/self/cgroup") as fh:
+        for line in fh:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            for name in controllers.split(",") if controllers else [""]:
+                paths[name] = path
+    return paths
+
+
+@dataclass
+class WorkerCgroups:
+    """The cgroup directories one fork server joins, and what each file limits."""
+
+    dirs: list[str] = field(default_factory=list)
+    oom_files: list[str] = field(default_factory=list)  # where oom kills are counted
+    kind: str = "none"
+
+    @classmethod
+    def create(cls, name: str, memory_mb: int, max_processes: int) -> "WorkerCgroups":
+        groups = cls()
+        try:
+            own = _own_paths()
+        except OSError:
+            return groups
+        limit = str((memory_mb + SERVER_HEADROOM_MB) << 20)
+        for point, fstype, options in _mounts():
+            if fstype == "cgroup2" and "" in own:
+                groups._try(os.path.join(point, own[""].lstrip("/"), name),
+                            {"memory.max": limit, "memory.swap.max": "0", "pids.max": str(max_processes + 4)},
+                            "memory.events", "v2")
+            elif fstype == "cgroup" and "memory" in options.split(",") and "memory" in own:
+                groups._try(os.path.join(point, own["memory"].lstrip("/"), name),
+                            {"memory.limit_in_bytes": limit, "memory.memsw.limit_in_bytes": limit},
+                            "memory.oom_control", "v1")
+            elif fstype == "cgroup" and "pids" in options.split(",") and "pids" in own:
+                groups._try(os.path.join(point, own["pids"].lstrip("/"), name),
+                            {"pids.max": str(max_processes + 4)}, None, "v1")
+        return groups
+
+    def _try(self, path: str, limits: dict[str, str], oom_file: str | None, kind: str) -> None:
+        try:
+            os.mkdir(path)
+        except OSError:
+            return
+        written = 0
+        for key, value in limits.items():
+            try:
+                with open(os.path.join(path, key), "w") as fh:
+                    fh.write(value)
+                written += 1
+            except OSError:
+                pass  # a controller not enabled here: the others may still be
+        if not written:
+            os.rmdir(path)
+            return
+        self.dirs.append(path)
+        if oom_file and os.path.exists(os.path.join(path, oom_file)):
+            self.oom_files.append(os.path.join(path, oom_file))
+        self.kind = kind if self.kind in ("none", kind) else "mixed"
+
+    def join(self, pid: int = 0) -> None:
+        for path in self.dirs:
+            with open(os.path.join(path, "cgroup.procs"), "w") as fh:
+                fh.write(str(pid or os.getpid()))
+
+    def oom_kills(self) -> int:
+        total = 0
+        for path in self.oom_files:
+            try:
+                with open(path) as fh:
+                    for line in fh:
+                        key, _, value = line.partition(" ")
+                        if key == "oom_kill":
+                            total += int(value)
+            except (OSError, ValueError):
+                pass
+        return total
+
+    def remove(self) -> None:
+        for path in self.dirs:
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+
+    def to_config(self) -> dict:
+        return {"dirs": self.dirs, "oom_files": self.oom_files, "kind": self.kind}
+
+    @classmethod
+    def from_config(cls, data: dict | None) -> "WorkerCgroups":
+        return cls(**data) if data else cls()
