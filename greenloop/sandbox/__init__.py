@@ -20,7 +20,10 @@ every kernel since 5.12 for the read-only tree):
 - Time: wall-clock limits enforced by the server from outside the child (no alarm the
   candidate could cancel), plus RLIMIT_CPU.
 - Memory, files, processes: RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_NPROC (as an
-  unprivileged uid when the verifier runs as root), no core dumps.
+  unprivileged uid when the verifier runs as root), no core dumps; where a memory and a
+  pids cgroup can be created (cgroup v1 or v2, root or delegated), one per fork server
+  caps the candidate's whole process tree, so many processes cannot add up past the
+  limit, and candidates are the OOM killer's first choice.
 - The host's files: the whole tree is mounted read-only; the only writable place is a
   private tmpfs work dir, deleted after each candidate.
 - The network: a new network namespace with no interfaces up (no loopback either).

@@ -1,0 +1,54 @@
+"""Limits that bound a candidate's whole process tree, not just one process."""
+
+import os
+import time
+
+import pytest
+
+from greenloop.sandbox.cgroups import WorkerCgroups
+from greenloop.tasks import TaskSet
+from greenloop.types import Candidate, Outcome, Task, TestCase
+from greenloop.verify.funnel import VerifyConfig, verify_candidates
+
+ADD = Task("t/add", "jsonl", "def add(a, b):\n", "add", tests=(TestCase(args=(1, 2), expected=3),))
+TASKS = TaskSet({ADD.task_id: ADD}, [])
+
+MANY_PROCESSES_OF_MEMORY = """    import os, time
+    for _ in range(6):
+        if os.fork() == 0:
+            block = b"x" * (700 * 2**20)
+            time.sleep(5)
+            os._exit(0)
+    block = b"y" * (700 * 2**20)
+    time.sleep(3)
+    return a + b
+"""
+
+
+def cgroups_available() -> bool:
+    groups = WorkerCgroups.create(f"greenloop-probe-{os.getpid()}", 256, 8)
+    try:
+        return bool(groups.oom_files)
+    finally:
+        groups.remove()
+
+
+@pytest.mark.skipif(not cgroups_available(), reason="no writable memory cgroup on this machine")
+def test_memory_of_many_processes_is_capped_as_a_whole():
+    # Each process stays under the 1 GB address-space limit; together they hold 4.9 GB.
+    started = time.monotonic()
+    bomb, after = verify_candidates(TASKS, [Candidate("t/add", MANY_PROCESSES_OF_MEMORY),
+                                            Candidate("t/add", "    return a + b\n")],
+                                    VerifyConfig(timeout_s=8, memory_mb=1024, workers=1))
+    assert bomb.outcome is Outcome.MEMORY
+    assert after.passed
+    assert time.monotonic() - started < 30
+
+
+def test_cgroup_directories_are_removed_with_the_pool():
+    from greenloop.sandbox import WorkerPool
+
+    with WorkerPool(workers=1) as pool:
+        dirs = list(pool.workers[0].cgroups.dirs)
+        assert all(os.path.isdir(d) for d in dirs)
+    assert not any(os.path.exists(d) for d in dirs)
