@@ -41,24 +41,41 @@ def _write(frame: dict, flush: bool = True) -> None:
             view = view[os.write(RESULT_FD, view):]
 
 
-def enter_child(job: dict, workdir: str, result_w: int, log_fd: int, identity: tuple[int, int] | None, nproc: int) -> None:
-    """Set up the child's process state. Runs before any candidate code."""
+JOB_FD = 4
+
+
+def prepare_spare(result_w: int, log_fd: int, job_r: int) -> None:
+    """What a pre-forked child does before it has a job: its own session, and only the
+    descriptors it needs (result pipe on 3, job pipe on 4, log on 1 and 2)."""
     os.setsid()
-    # Move both out of the way first: either may already sit on 0..3.
-    result_w = fcntl.fcntl(result_w, fcntl.F_DUPFD, 10)
-    log_fd = fcntl.fcntl(log_fd, fcntl.F_DUPFD, 10)
+    # Move all three out of the way first: any may already sit on 0..4.
+    result_w, log_fd, job_r = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (result_w, log_fd, job_r))
     os.dup2(result_w, RESULT_FD)
+    os.dup2(job_r, JOB_FD)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
-    os.closerange(RESULT_FD + 1, 1 << 16)
-    limits = job["limits"]
+    os.closerange(JOB_FD + 1, 1 << 16)
     try:  # when memory runs out, the candidate goes first
         with open("/proc/self/oom_score_adj", "w") as fh:
             fh.write("1000")
     except OSError:
         pass
+
+
+def receive_job() -> dict | None:
+    """Block until the server hands over a job (None if it never will)."""
+    chunks = []
+    while chunk := os.read(JOB_FD, 1 << 20):
+        chunks.append(chunk)
+    os.close(JOB_FD)
+    return json.loads(b"".join(chunks)) if chunks else None
+
+
+def enter_job(job: dict, workdir: str, identity: tuple[int, int] | None, nproc: int) -> None:
+    """Drop privileges and apply the job's limits. Runs before any candidate code."""
+    limits = job["limits"]
     if identity is not None:
         os.setgroups([])
         os.setgid(identity[1])

@@ -18,10 +18,11 @@ import shutil
 import signal
 import sys
 import time
+from dataclasses import dataclass
 
 from greenloop.sandbox import wire
 from greenloop.sandbox.cgroups import WorkerCgroups
-from greenloop.sandbox.child import enter_child, run_job
+from greenloop.sandbox.child import enter_job, prepare_spare, receive_job, run_job
 from greenloop.sandbox.isolation import (PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, IsolationReport,
                                          child_identity, enter_namespaces, prctl, prepare_mounts)
 
@@ -33,6 +34,16 @@ WARM_MODULES = (
 CONTROL_IN, CONTROL_OUT = 0, 1
 
 
+@dataclass
+class _Spare:
+    pid: int
+    workdir: str
+    log_path: str
+    log_fd: int
+    result_r: int
+    job_w: int
+
+
 class ForkServer:
     def __init__(self, report: IsolationReport, scratch: str, max_processes_base: int, cgroups: WorkerCgroups):
         self.report = report
@@ -42,50 +53,70 @@ class ForkServer:
         self.nproc_base = max_processes_base
         self.control = wire.Reader(CONTROL_IN)
         self.pending: list[dict] = []
+        self.spares = 0
 
     def serve(self) -> None:
         wire.send(CONTROL_OUT, {"op": "ready", "isolation": self.report.to_dict(), "pid": os.getpid()})
+        spare = self._fork_spare()
         while True:
             message = self.pending.pop(0) if self.pending else self.control.read_one()
             if message is None:
                 return
             if message.get("op") == "run":
-                wire.send(CONTROL_OUT, self.run(message))
+                wire.send(CONTROL_OUT, self.run(message, spare))
+                # The next child is forked while the verifier judges this one.
+                spare = self._fork_spare()
 
-    def run(self, job: dict) -> dict:
-        job_id = job["id"]
-        workdir = os.path.join(self.scratch, f"w{job_id}")
+    def _fork_spare(self) -> _Spare:
+        """Fork the child for the next job ahead of time; it waits for the job on a pipe.
+        Forked only after the previous candidate's processes are all gone."""
+        self.spares += 1
+        workdir = os.path.join(self.scratch, f"w{self.spares}")
         os.mkdir(workdir, 0o700)
         if self.identity:
             os.chown(workdir, *self.identity)
-        log_path = os.path.join(self.scratch, f"log{job_id}")
+        log_path = os.path.join(self.scratch, f"log{self.spares}")
         log_fd = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-        read_fd, write_fd = os.pipe()
-        started = time.perf_counter()
-        oom_before = self.cgroups.oom_kills()
+        result_r, result_w = os.pipe()
+        job_r, job_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             try:
-                os.close(read_fd)
-                nproc = job["limits"]["max_processes"] + (0 if self.identity else self.nproc_base)
-                enter_child(job, workdir, write_fd, log_fd, self.identity, nproc)
-                run_job(job)
+                os.close(result_r)
+                os.close(job_w)
+                prepare_spare(result_w, log_fd, job_r)
+                job = receive_job()
+                if job is not None:
+                    nproc = job["limits"]["max_processes"] + (0 if self.identity else self.nproc_base)
+                    enter_job(job, workdir, self.identity, nproc)
+                    run_job(job)
             finally:
                 os._exit(70)
-        os.close(write_fd)
+        os.close(result_w)
+        os.close(job_r)
+        return _Spare(pid, workdir, log_path, log_fd, result_r, job_w)
+
+    def run(self, job: dict, spare: _Spare) -> dict:
+        started = time.perf_counter()
+        oom_before = self.cgroups.oom_kills()
         try:
-            lines, status = self._watch(job, pid, read_fd, started)
+            wire.write_all(spare.job_w, json.dumps(job, separators=(",", ":")).encode())
+        except OSError:
+            pass  # the spare is gone; watching it reports how it ended
+        os.close(spare.job_w)
+        try:
+            lines, status = self._watch(job, spare.pid, spare.result_r, started)
         finally:
-            os.close(read_fd)
-            exit_status = self._kill_tree(pid)
+            os.close(spare.result_r)
+            exit_status = self._kill_tree(spare.pid)
         seconds = time.perf_counter() - started
-        os.lseek(log_fd, 0, os.SEEK_SET)
-        log = os.read(log_fd, job["limits"]["log_cap_bytes"]).decode("utf-8", "replace")
-        os.close(log_fd)
-        os.unlink(log_path)
-        shutil.rmtree(workdir, ignore_errors=True)
+        os.lseek(spare.log_fd, 0, os.SEEK_SET)
+        log = os.read(spare.log_fd, job["limits"]["log_cap_bytes"]).decode("utf-8", "replace")
+        os.close(spare.log_fd)
+        os.unlink(spare.log_path)
+        shutil.rmtree(spare.workdir, ignore_errors=True)
         code = os.waitstatus_to_exitcode(exit_status) if exit_status is not None else None
-        return {"op": "done", "id": job_id, "lines": lines, "status": status, "exit": code,
+        return {"op": "done", "id": job["id"], "lines": lines, "status": status, "exit": code,
                 "seconds": seconds, "log": log, "oom": self.cgroups.oom_kills() > oom_before}
 
     def _watch(self, job: dict, pid: int, read_fd: int, started: float) -> tuple[list[str], str]:

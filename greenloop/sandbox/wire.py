@@ -10,11 +10,15 @@ HEADER = struct.Struct("!I")
 MAX_MESSAGE = 256 << 20
 
 
-def send(fd: int, message: dict) -> None:
-    body = json.dumps(message, separators=(",", ":")).encode()
-    view = memoryview(HEADER.pack(len(body)) + body)
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+def send(fd: int, message: dict) -> None:
+    body = json.dumps(message, separators=(",", ":")).encode()
+    write_all(fd, HEADER.pack(len(body)) + body)
 
 
 class Reader:
