@@ -51,7 +51,18 @@ marked `judge: child`. For code you would not run on your own machine at all, ru
 verifier inside a VM or a container with its own kernel (gVisor, Firecracker).
 """
 
-from greenloop.sandbox.limits import Limits
-from greenloop.sandbox.pool import SandboxError, WorkerPool
-
 __all__ = ["Limits", "SandboxError", "WorkerPool"]
+
+
+def __getattr__(name: str):
+    # Lazy: the fork server imports this package, and every module it loads makes each
+    # fork dearer; the pool (subprocess, tempfile, ...) is only for the verifier's side.
+    if name == "Limits":
+        from greenloop.sandbox.limits import Limits
+
+        return Limits
+    if name in ("SandboxError", "WorkerPool"):
+        from greenloop.sandbox import pool
+
+        return getattr(pool, name)
+    raise AttributeError(f"module 'greenloop.sandbox' has no attribute {name!r}")

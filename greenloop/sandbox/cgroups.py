@@ -9,7 +9,6 @@ no root), the report says so and the rlimits remain the only bound.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 SERVER_HEADROOM_MB = 256  # the fork server itself lives in the same group
 
@@ -40,13 +39,13 @@ def _own_paths() -> dict[str, str]:
     return paths
 
 
-@dataclass
 class WorkerCgroups:
-    """The cgroup directories one fork server joins, and what each file limits."""
+    """The cgroup directories one fork server joins, and where OOM kills are counted."""
 
-    dirs: list[str] = field(default_factory=list)
-    oom_files: list[str] = field(default_factory=list)  # where oom kills are counted
-    kind: str = "none"
+    def __init__(self, dirs: list[str] | None = None, oom_files: list[str] | None = None, kind: str = "none"):
+        self.dirs = dirs or []
+        self.oom_files = oom_files or []
+        self.kind = kind
 
     @classmethod
     def create(cls, name: str, memory_mb: int, max_processes: int) -> "WorkerCgroups":

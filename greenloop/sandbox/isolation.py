@@ -13,14 +13,11 @@ Levels, strongest first (see the threat model in `greenloop.sandbox`):
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
-import platform
 import resource
 import signal
 import struct
 import sys
-from dataclasses import dataclass, field
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -35,7 +32,7 @@ PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
 MOUNT_ATTR_RDONLY, AT_RECURSIVE, AT_FDCWD = 0x1, 0x8000, -100
 SYS_MOUNT_SETATTR = 442  # the same number on x86_64 and aarch64
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+_libc = ctypes.CDLL(None, use_errno=True)  # libc is linked into the interpreter itself
 
 
 def _check(result: int, what: str) -> None:
@@ -66,18 +63,19 @@ def make_tree_readonly(root: str = "/") -> None:
     _check(0 if res == 0 else -1, "mount_setattr read-only")
 
 
-@dataclass
 class IsolationReport:
-    """What protection is actually in force; carried into verdict metadata and summaries."""
+    """What protection is actually in force; carried into verdict metadata and summaries.
+    (A plain class: the fork server avoids importing what candidates do not need.)"""
 
-    level: str = "rlimits"
-    network: str = "host"  # "none" inside a network namespace
-    filesystem: str = "read-write"  # "read-only" when the tree is remounted
-    hidden_paths: int = 0
-    pid_namespace: bool = False
-    cgroup: str = "none"  # "v1"/"v2" when a memory/pids cgroup bounds the candidate tree
-    uid: int = field(default_factory=os.getuid)
-    notes: list[str] = field(default_factory=list)
+    def __init__(self):
+        self.level = "rlimits"
+        self.network = "host"  # "none" inside a network namespace
+        self.filesystem = "read-write"  # "read-only" when the tree is remounted
+        self.hidden_paths = 0
+        self.pid_namespace = False
+        self.cgroup = "none"  # "v1"/"v2" when a memory/pids cgroup bounds the candidate tree
+        self.uid = os.getuid()
+        self.notes: list[str] = []
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -213,7 +211,3 @@ def set_rlimits(cpu_s: int, memory_mb: int, nproc: int, fsize_mb: int, nofile: i
     cap(resource.RLIMIT_FSIZE, fsize_mb << 20)
     cap(resource.RLIMIT_NOFILE, nofile)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the cap fail; they don't kill
-
-
-def describe_platform() -> str:
-    return f"{platform.system()} {platform.release()}"
