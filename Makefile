@@ -22,6 +22,7 @@ test: install
 bench: install
 	$(PY) benchmarks/verify_throughput.py
 	$(PY) benchmarks/funnel_savings.py
+	$(PY) benchmarks/mbpp_references.py
 
 clean:
 	rm -rf $(VENV) runs
