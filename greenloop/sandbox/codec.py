@@ -113,6 +113,21 @@ def loads(text: str | bytes) -> Any:
         raise CodecError(f"undecodable: {exc}") from None
 
 
+def strict_key(value: Any) -> Any:
+    """A hashable form that is equal for two values exactly when they are the same data
+    with the same types all the way down (1, 1.0 and True differ; so do 0.0 and -0.0)."""
+    kind = type(value)
+    if kind is float or kind is complex:
+        return (kind.__name__, repr(value))
+    if kind in (list, tuple):
+        return (kind.__name__, tuple(strict_key(v) for v in value))
+    if kind in (set, frozenset):
+        return (kind.__name__, frozenset(strict_key(v) for v in value))
+    if kind is dict:
+        return ("dict", frozenset((strict_key(k), strict_key(v)) for k, v in value.items()))
+    return (kind.__name__, value)
+
+
 def same_value(expected: Any, actual: Any, rel_tol: float = 1e-9, abs_tol: float = 1e-9) -> bool:
     """Type-strict equality: types must match exactly (True is not 1, 1 is not 1.0,
     a tuple is not a list); floats within tolerance; NaN equals NaN."""
@@ -130,7 +145,9 @@ def same_value(expected: Any, actual: Any, rel_tol: float = 1e-9, abs_tol: float
             same_value(e, a, rel_tol, abs_tol) for e, a in zip(expected, actual)
         )
     if te is dict:
-        if expected.keys() != actual.keys():
+        if {strict_key(k) for k in expected} != {strict_key(k) for k in actual}:
             return False
         return all(same_value(v, actual[k], rel_tol, abs_tol) for k, v in expected.items())
+    if te in (set, frozenset):
+        return strict_key(expected) == strict_key(actual)
     return expected == actual

@@ -94,6 +94,20 @@ def compare_by_value(plan: TaskPlan, frames: list[dict], indices: list[int], all
     return passed, first_failure
 
 
+def _same_as_reference(plan: TaskPlan, frames: list[dict]) -> bool:
+    """Every checked output so far equals the reference's, exactly and type for type."""
+    for i in range(plan.n_direct, min(len(frames), plan.check_end)):
+        expected, frame = plan.expected[i], frames[i]
+        if "v" not in frame or "v" not in expected:
+            return False
+        try:
+            if codec.strict_key(codec.decode(expected["v"])) != codec.strict_key(codec.decode(frame["v"])):
+                return False
+        except (codec.CodecError, TypeError):  # unhashable keys, say: judge by replay
+            return False
+    return True
+
+
 class _Stub:
     def __init__(self, plan: TaskPlan, frames: list[dict], substitute: int | None = None):
         self.plan, self.frames, self.substitute = plan, frames, substitute
@@ -187,7 +201,11 @@ def judge(plan: TaskPlan, frames: list[dict], replayer: Replayer, all_tests: boo
     if failure and not all_tests:
         return Judgement(False, passed, failure, failure.split(": ", 1)[-1].split(" for ")[0])
     replayed: Judgement | None = None
-    if plan.mode == "replay" and seen > plan.n_direct:
+    if plan.mode == "replay" and seen > plan.n_direct and not all_tests and _same_as_reference(plan, frames):
+        # Outputs identical to the reference's make the check behave as it did when
+        # recorded (it passed then): no need to replay it.
+        passed += min(seen, plan.check_end) - plan.n_direct
+    elif plan.mode == "replay" and seen > plan.n_direct:
         if all_tests and seen == total:
             singles = [replayer.replay(plan, frames, substitute=i) for i in range(plan.n_direct, plan.check_end)]
             replayed = replayer.replay(plan, frames)

@@ -68,3 +68,12 @@ def test_same_value_is_type_strict_with_float_tolerance():
 
 def test_wire_is_plain_json():
     assert json.loads(codec.dumps((1, {2}))) == {"t": [1, {"s": [2]}]}
+
+
+def test_strict_key_tells_types_apart_all_the_way_down():
+    k = codec.strict_key
+    assert k([1, (2.0, {3})]) == k([1, (2.0, {3})])
+    assert k(1) != k(1.0) and k(1) != k(True) and k(0.0) != k(-0.0)
+    assert k({1}) != k({1.0}) and k({"a": [1]}) != k({"a": [1.0]})
+    assert k(float("nan")) == k(float("nan"))
+    assert not codec.same_value({1, 2}, {1.0, 2})
