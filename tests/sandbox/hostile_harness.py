@@ -9,6 +9,7 @@ are untouched, and nothing carrying this session's marker exists anywhere.
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import secrets
@@ -18,6 +19,8 @@ import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+
+import pytest
 
 from greenloop.tasks import TaskSet
 from greenloop.types import Candidate, Outcome, Verdict
@@ -105,6 +108,22 @@ def kill_marked() -> None:
             pass
 
 
+def remove_leaked_cgroups() -> bool:
+    """Remove the cgroup dirs of this process's former workers that nobody is in any
+    more; True when none is left over (a live worker's group is busy, so it is safe)."""
+    clean = True
+    for path in glob.glob(f"/sys/fs/cgroup/**/greenloop-{os.getpid()}-*", recursive=True):
+        try:
+            os.rmdir(path)
+        except OSError:
+            try:
+                with open(os.path.join(path, "cgroup.procs")) as fh:
+                    clean = clean and bool(fh.read().strip())
+            except OSError:
+                pass
+    return clean
+
+
 def wait_until(predicate, seconds: float = 3.0) -> bool:
     deadline = time.monotonic() + seconds
     while True:
@@ -132,15 +151,18 @@ class Box:
         config = VerifyConfig(timeout_s=timeout_s, workers=workers, memory_mb=MEMORY_MB,
                               isolation="none" if mode == "none" else "auto")
         self.verifier = Verifier(tasks, config, hidden_paths=hidden_paths)
-        self.isolation = self.verifier.isolation
-        if mode == "namespaces":
-            assert self.isolation["level"] == "namespaces" and self.isolation["pid_namespace"], self.isolation
-            assert self.isolation["network"] == "none" and self.isolation["filesystem"] == "read-only", self.isolation
-        else:
-            assert self.isolation["level"] == "rlimits", self.isolation
+        self.isolation = iso = self.verifier.isolation
+        if mode == "namespaces" and not (iso["level"] == "namespaces" and iso["pid_namespace"]
+                                         and iso["network"] == "none" and iso["filesystem"] == "read-only"):
+            self.verifier.close()
+            pytest.skip(f"full namespace isolation is not available here: {iso}")
+        if mode == "none":
+            assert iso["level"] == "rlimits", iso
 
     def close(self) -> None:
+        scratch, logs = self.pool.scratch, self.pool.log_dir
         self.verifier.close()
+        assert not os.path.exists(scratch) and not os.path.exists(logs), "the pool left its directories behind"
 
     @property
     def pool(self):
@@ -156,13 +178,15 @@ class Box:
         return outer | {pid for pid, (ppid, _) in table.items() if ppid in outer}
 
     def candidate_processes(self) -> set[int]:
-        """Anything below the fork servers: candidates and whatever they started."""
+        """Anything below the fork servers, candidates and whatever they started, except
+        each server's pre-forked spare child (waiting for the next job)."""
         table = process_table()
         servers = self.servers()
         below = set()
         for pid in servers:
             below |= descendants(pid, table)
-        return below - servers
+        below -= servers
+        return {pid for pid in below if not _is_spare(pid, table, servers)}
 
     def verify(self, candidates: list[Candidate]) -> list[Verdict]:
         out: list[Verdict | None] = [None] * len(candidates)
@@ -176,7 +200,7 @@ class Box:
         again = self.verify([Candidate(task_id, self.correct[task_id])] * self.workers)
         assert all(v.passed for v in again), [v.detail for v in again]
 
-    def assert_host_unharmed(self, servers_before: set[int]) -> None:
+    def assert_host_unharmed(self, servers_before: set[int], scratch_before: set[str] = frozenset()) -> None:
         assert wait_until(lambda: not self.candidate_processes()), \
             f"candidate processes outlived the verdict: {sorted(self.candidate_processes())}"
         assert wait_until(lambda: not marked_processes()), f"marked processes survive: {marked_processes()}"
@@ -184,7 +208,7 @@ class Box:
         retired = servers_before - self.servers()
         assert wait_until(lambda: not retired & set(process_table())), \
             f"replaced fork servers still exist: {sorted(retired & set(process_table()))}"
-        assert os.listdir(self.pool.scratch) == [], "the host's side of the scratch dir is not empty"
+        self.assert_scratch_clean(scratch_before, retired=bool(retired))
         if self.host_dir:
             assert sorted(os.listdir(self.host_dir)) == ["sentinel"], os.listdir(self.host_dir)
             with open(os.path.join(self.host_dir, "sentinel")) as fh:
@@ -195,10 +219,54 @@ class Box:
             assert not os.path.lexists(path), f"{path} appeared on the host"
 
 
+    def assert_scratch_clean(self, before: set[str], retired: bool) -> None:
+        """In namespaces the host's side of the scratch dir stays empty (the work dirs are
+        on a tmpfs inside). Without, it holds only the spares' empty work dirs and logs; a
+        killed server cannot clean up after its candidate, but the pool removes the whole
+        scratch dir when it closes (checked by Box.close)."""
+        left = set(os.listdir(self.pool.scratch))
+        if self.mode == "namespaces":
+            assert not left, f"the host's side of the scratch dir holds {sorted(left)}"
+            return
+        if retired:
+            return
+        unexpected = {n for n in left if not re.fullmatch(r"(w|log)\d+", n)} - set(before)
+        assert not unexpected, f"the scratch dir holds {sorted(unexpected)}"
+        workdirs = [n for n in left if n.startswith("w")]
+        assert len(workdirs) <= self.workers, f"work dirs of finished candidates remain: {sorted(workdirs)}"
+        for name in workdirs:
+            assert os.listdir(os.path.join(self.pool.scratch, name)) == [], f"{name} is not empty"
+
+
+def _is_spare(pid: int, table: dict[int, tuple[int, str]], servers: set[int]) -> bool:
+    """A fork server's pre-forked child: a childless direct child that still shares a pipe
+    with its server (after a verdict the server holds no pipe of any candidate's)."""
+    parent = table.get(pid, (0, ""))[0]
+    if parent not in servers or any(ppid == pid for ppid, _ in table.values()):
+        return False
+    return bool(_pipes(pid) & _pipes(parent))
+
+
+def _pipes(pid: int) -> set[str]:
+    found = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return found
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("pipe:"):
+            found.add(target)
+    return found
+
+
 def attack(box: Box, task_id: str, hostile: str, followers: int = 2) -> Attack:
     """Run `hostile` with correct candidates beside and after it (same batch), then one
     correct candidate per worker, and check the host. Returns the hostile verdict."""
-    servers_before = box.servers()
+    servers_before, scratch_before = box.servers(), set(os.listdir(box.pool.scratch))
     correct = Candidate(task_id, box.correct[task_id])
     started = time.monotonic()
     verdict, *others = box.verify([Candidate(task_id, hostile)] + [correct] * followers)
@@ -206,7 +274,7 @@ def attack(box: Box, task_id: str, hostile: str, followers: int = 2) -> Attack:
     assert verdict.outcome is not Outcome.INFRA_ERROR, "a candidate caused INFRA_ERROR (reward None)"
     assert all(v.passed for v in others), f"a correct candidate in the same batch failed: {[v.detail for v in others]}"
     box.assert_correct_still_pass(task_id)
-    box.assert_host_unharmed(servers_before)
+    box.assert_host_unharmed(servers_before, scratch_before)
     return Attack(verdict, seconds)
 
 

