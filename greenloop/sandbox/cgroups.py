@@ -95,17 +95,26 @@ class WorkerCgroups:
             with open(os.path.join(path, "cgroup.procs"), "w") as fh:
                 fh.write(str(pid or os.getpid()))
 
-    def oom_kills(self) -> int:
-        total = 0
+    def open_counters(self) -> None:
+        """Keep the OOM counters open: after the sandbox's root is built, /sys is gone."""
+        self._fds = []
         for path in self.oom_files:
             try:
-                with open(path) as fh:
-                    for line in fh:
-                        key, _, value = line.partition(" ")
-                        if key == "oom_kill":
-                            total += int(value)
-            except (OSError, ValueError):
+                self._fds.append(os.open(path, os.O_RDONLY))
+            except OSError:
                 pass
+
+    def oom_kills(self) -> int:
+        total = 0
+        for fd in getattr(self, "_fds", []):
+            try:
+                text = os.pread(fd, 4096, 0).decode()
+            except OSError:
+                continue
+            for line in text.splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill" and value.strip().isdigit():
+                    total += int(value)
         return total
 
     def remove(self) -> None:

@@ -35,23 +35,23 @@ SYS_MOUNT_SETATTR = 442  # the same number on x86_64 and aarch64
 _libc = ctypes.CDLL(None, use_errno=True)  # libc is linked into the interpreter itself
 
 
-def _check(result: int, what: str) -> None:
+def check(result: int, what: str) -> None:
     if result != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
 
 def unshare(flags: int) -> None:
-    _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+    check(_libc.unshare(ctypes.c_int(flags)), "unshare")
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
     enc = lambda s: s.encode() if s is not None else None  # noqa: E731
-    _check(_libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}")
+    check(_libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}")
 
 
 def prctl(option: int, arg: int) -> None:
-    _check(_libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0), "prctl")
+    check(_libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0), "prctl")
 
 
 def make_tree_readonly(root: str = "/") -> None:
@@ -60,7 +60,7 @@ def make_tree_readonly(root: str = "/") -> None:
     _libc.syscall.restype = ctypes.c_long
     res = _libc.syscall(ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(AT_FDCWD), root.encode(),
                         ctypes.c_uint(AT_RECURSIVE), attr, ctypes.c_size_t(32))
-    _check(0 if res == 0 else -1, "mount_setattr read-only")
+    check(0 if res == 0 else -1, "mount_setattr read-only")
 
 
 class IsolationReport:
@@ -106,14 +106,14 @@ def enter_namespaces(report: IsolationReport) -> bool:
     return True
 
 
-def prepare_mounts(report: IsolationReport, scratch: str, hidden: list[str]) -> None:
-    """Inside the new mount namespace: read-only tree, fresh /proc, a writable scratch
-    tmpfs for work dirs, and task data files made unreadable."""
+def readonly_host_tree(report: IsolationReport, scratch: str, hidden: list[str]) -> None:
+    """The fallback where a minimal root cannot be built: the host's tree, read-only,
+    a fresh /proc, a writable scratch tmpfs for work dirs, task data files covered."""
     mount(None, "/", None, MS_REC | MS_PRIVATE)
-    if os.getuid() == 0 and not _in_user_namespace():
+    if os.getuid() == 0 and not in_user_namespace():
         mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0700")
         _expose_to_others(python_paths(), scratch)
-        _check(_libc.umount2(scratch.encode(), ctypes.c_int(MNT_DETACH)), "umount holding area")
+        check(_libc.umount2(scratch.encode(), ctypes.c_int(MNT_DETACH)), "umount holding area")
     try:
         make_tree_readonly("/")
         report.filesystem = "read-only"
@@ -182,14 +182,7 @@ def _expose_to_others(paths: list[str], scratch: str) -> None:
             mount(hold, path, None, MS_BIND | MS_REC)
 
 
-def child_identity(report: IsolationReport) -> tuple[int, int] | None:
-    """The (uid, gid) children drop to: nobody when the server runs as real root."""
-    if report.level == "namespaces" and os.getuid() == 0 and not _in_user_namespace():
-        return (65534, 65534)
-    return None
-
-
-def _in_user_namespace() -> bool:
+def in_user_namespace() -> bool:
     try:
         with open("/proc/self/uid_map") as fh:
             return fh.read().split() != ["0", "0", "4294967295"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import selectors
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from typing import Callable, Iterable, Iterator
 
 from greenloop.sandbox import wire
 from greenloop.sandbox.cgroups import WorkerCgroups
+from greenloop.sandbox.cleanup import remove_tree
 from greenloop.sandbox.limits import Limits
 
 GRACE_S = 5.0
@@ -141,11 +141,20 @@ class WorkerPool:
                     self.next_id += 1
                     worker.job = (job_id, time.monotonic() + job["limits"]["timeout_s"] + GRACE_S)
                     running[job_id] = (worker, index)
-                    worker.send({**job, "op": "run", "id": job_id, "smoke": on_partial is not None})
+                    try:
+                        worker.send({**job, "op": "run", "id": job_id, "smoke": on_partial is not None})
+                    except OSError:  # the worker died between jobs: a fresh one runs this job
+                        del running[job_id]
+                        worker.job = None
+                        queue.appendleft((index, job))
+                        self._replace(worker)
+                        break
             yield from self._collect(running, on_partial)
 
     def _collect(self, running: dict, on_partial) -> Iterator[tuple[int, dict]]:
-        deadline = min(w.job[1] for w in self.workers if w.job) if running else time.monotonic() + 1
+        if not running:
+            return
+        deadline = min(w.job[1] for w in self.workers if w.job)
         for key, _ in self.selector.select(timeout=max(0.0, deadline - time.monotonic())):
             worker: _Worker = key.data
             try:
@@ -159,7 +168,10 @@ class WorkerPool:
                     continue
                 if message["op"] == "partial" and on_partial is not None:
                     if not on_partial(running[job_id][1], message["lines"]):
-                        worker.send({"op": "abort", "id": job_id})
+                        try:
+                            worker.send({"op": "abort", "id": job_id})
+                        except OSError:
+                            worker.reader.eof = True
                 elif message["op"] == "done":
                     worker.job = None
                     yield running.pop(job_id)[1], message
@@ -182,8 +194,8 @@ class WorkerPool:
             worker.stop()
         self.workers.clear()
         self.selector.close()
-        shutil.rmtree(self.scratch, ignore_errors=True)
-        shutil.rmtree(self.log_dir, ignore_errors=True)
+        remove_tree(self.scratch)
+        remove_tree(self.log_dir)
 
     def __enter__(self) -> "WorkerPool":
         return self

@@ -23,7 +23,7 @@ def _frames(lines: list[str]) -> list[dict] | None:
     for line in lines:
         try:
             frame = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError, MemoryError):  # a hostile child's bytes
             return None
         if not isinstance(frame, dict):
             return None

@@ -17,6 +17,7 @@ import json
 import os
 import random
 import signal
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,7 +85,8 @@ class Recorder:
 def trusted_namespace(task: Task) -> dict:
     """The reference's globals: what the check program sees besides the entry point."""
     namespace: dict = {"__name__": "__main__"}
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # benchmark code has old escape sequences and such
         exec(compile(task.reference or task.context, f"<reference {task.task_id}>", "exec"), namespace)
     return namespace
 

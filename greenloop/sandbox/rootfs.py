@@ -1,0 +1,104 @@
+"""The file system a candidate sees: a fresh root that holds only what running Python
+needs, instead of the host's tree with holes punched in it.
+
+Inside the fork server's mount namespace, a tmpfs becomes the new root. Into it go, read
+only: the system directories (/usr, /bin, /lib*, /sbin, /etc), /dev, and the interpreter's
+own prefixes and site-packages. Nothing else of the host exists there: no home
+directories, no /tmp or /run (so no host unix sockets), no project checkouts or dataset
+copies, wherever they lie. Task data inside what is bound (a dataset shipped in
+site-packages) is covered as well. After pivot_root the old root is detached; only the
+work area (a private tmpfs at the scratch path) is writable.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+from greenloop.sandbox.isolation import (MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE,
+                                         MS_RDONLY, MS_REC, IsolationReport, _libc, check, make_tree_readonly,
+                                         mount)
+
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/dev")
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
+
+
+def interpreter_paths() -> list[str]:
+    """The interpreter's prefixes and its site-packages: what a candidate's imports need.
+    Other sys.path entries (a source checkout on PYTHONPATH) are left out on purpose."""
+    paths = {sys.base_prefix, sys.prefix, sys.exec_prefix}
+    paths.update(p for p in sys.path if p and ("site-packages" in p or "dist-packages" in p))
+    return sorted({os.path.realpath(p) for p in paths if os.path.isdir(p)})
+
+
+def _within(path: str, parents: list[str]) -> bool:
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in parents)
+
+
+def _bind_into(root: str, path: str, bound: list[str]) -> None:
+    if _within(path, bound) or not os.path.lexists(path):
+        return
+    target = root + path
+    if os.path.islink(path) and os.path.dirname(path) == "/":  # /bin -> usr/bin on merged-/usr systems
+        os.symlink(os.readlink(path), target)
+        return
+    real = os.path.realpath(path)
+    if not os.path.isdir(real):
+        return
+    os.makedirs(target, mode=0o755, exist_ok=True)
+    mount(real, target, None, MS_BIND | MS_REC)
+    bound.append(path)
+
+
+def _hide(root: str, path: str, report: IsolationReport) -> None:
+    target = root + path
+    try:
+        if os.path.isdir(target):
+            mount("tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=0")
+        elif os.path.exists(target):
+            mount("/dev/null", target, None, MS_BIND)
+        else:
+            return
+        report.hidden_paths += 1
+    except OSError as exc:
+        report.notes.append(f"could not hide {path} ({exc})")
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    number = SYS_PIVOT_ROOT.get(platform.machine())
+    if number is None:
+        raise OSError(f"pivot_root: no syscall number known for {platform.machine()}")
+    check(0 if _libc.syscall(number, new_root.encode(), put_old.encode()) == 0 else -1, "pivot_root")
+
+
+def build_root(report: IsolationReport, scratch: str, hidden: list[str]) -> None:
+    """Replace this mount namespace's root with a minimal read-only one. `scratch` (an
+    existing host directory) is where it is built, and, afterwards, the path of the
+    writable work area. Raises OSError if the kernel refuses a step."""
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    root = scratch
+    mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=0755")
+    bound: list[str] = []
+    for path in (*SYSTEM_DIRS, *interpreter_paths()):
+        _bind_into(root, path, bound)
+    for path in hidden:
+        _hide(root, os.path.realpath(path), report)
+    for name in ("proc", "tmp", ".old"):
+        os.makedirs(os.path.join(root, name), mode=0o755, exist_ok=True)
+    os.makedirs(root + scratch, mode=0o755, exist_ok=True)
+    pivot_root(root, os.path.join(root, ".old"))
+    os.chdir("/")
+    check(_libc.umount2(b"/.old", MNT_DETACH), "umount old root")
+    os.rmdir("/.old")
+    report.filesystem = "minimal root"
+    try:
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    except OSError as exc:
+        report.notes.append(f"could not mount a private /proc ({exc})")
+    try:
+        make_tree_readonly("/")
+        report.filesystem = "minimal root, read-only"
+    except OSError as exc:
+        report.notes.append(f"could not make the new root read-only ({exc})")
+    mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV, "size=512m,mode=0711")
