@@ -10,38 +10,46 @@ programs stay in the verifier (see `greenloop.verify`). The sandbox then makes s
 child can neither reach what it was not given nor hurt the host.
 
 Protected, with the "namespaces" level (Linux with unprivileged user namespaces, or root;
-every kernel since 5.12 for the read-only tree):
+a kernel with pivot_root and, for the read-only root, mount_setattr: 5.12 or later):
 - Reading expected values: the fork servers are fresh interpreters started with no task
-  data; task data files, the recording cache, the samples and results files are covered
-  by empty mounts in the child's mount namespace; a private /proc shows only the
-  candidate's own processes, so no other process's memory or environment can be read.
+  data. Candidates are forked by a zygote that never sees job data either, so no child
+  inherits a trace of an earlier candidate's code or outputs. A child's file system is a
+  minimal root holding only the system directories and the interpreter (no home
+  directories, project checkouts, /tmp or /run, and no copy of a dataset wherever it
+  lies); task data shipped inside what is bound (a package's data dir), the recording
+  cache, the samples and results files are covered as well. A private /proc shows only
+  the namespace's own processes, so no other process's memory or environment is in reach.
 - Fooling the judge: outputs cross as builtin data only; objects that claim equality,
-  patched builtins, forged frames and early exits all fail.
+  patched builtins, forged or malformed frames and early exits all fail.
 - Time: wall-clock limits enforced by the server from outside the child (no alarm the
   candidate could cancel), plus RLIMIT_CPU.
-- Memory, files, processes: RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_NPROC (as an
-  unprivileged uid when the verifier runs as root), no core dumps; where a memory and a
-  pids cgroup can be created (cgroup v1 or v2, root or delegated), one per fork server
-  caps the candidate's whole process tree, so many processes cannot add up past the
-  limit, and candidates are the OOM killer's first choice.
-- The host's files: the whole tree is mounted read-only; the only writable place is a
-  private tmpfs work dir, deleted after each candidate.
+- Memory, files, processes: RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_NPROC, no core
+  dumps; where a memory and a pids cgroup can be created (cgroup v1 or v2, root or
+  delegated), one per fork server caps the candidate's whole process tree, so many
+  processes cannot add up past the limit, and candidates are the OOM killer's first choice.
+- The host's files: the root is read-only; the only writable place is a private tmpfs
+  work dir, deleted after each candidate. Host unix sockets are not in the root at all.
 - The network: a new network namespace with no interfaces up (no loopback either).
-- Other processes: a PID namespace per server; the candidate cannot see or signal the
-  verifier, and after each candidate the server (PID 1 of the namespace) kills every
-  process left in it, so no descendant survives the verdict. A server that dies anyway
-  costs only its current candidate (reported as that candidate's failure) and is replaced.
-- Identity: as root, children drop to uid/gid 65534 with no supplementary groups; the
-  interpreter's own directory is bound into view so it can import the standard library,
-  and the rest of a closed home directory stays hidden.
+- Other processes and state: a PID namespace per server; the candidate cannot see or
+  signal the verifier; after each candidate the zygote (PID 1 of the namespace) kills
+  every process left in it and returns only when none is left, so no descendant survives
+  the verdict. Each candidate has its own IPC namespace (System V objects die with it).
+  A server that dies anyway costs only its current candidate (reported as that
+  candidate's failure) and is replaced.
+- Identity: as root, each candidate runs as a uid of its own (1,000,000 + server pid x
+  1000 + a counter) with no supplementary groups, so per-user limits and kernel keyrings
+  are its own too.
 
 Protected with the "rlimits" level only (no namespaces: some containers, hardened
-kernels, non-Linux-like setups): time, memory, file size, open files, process count
-(counted against the user's own processes), a private work dir and scrubbed environment,
-and a killed process tree (process group, then every orphan re-parented to the server,
-which is a child subreaper). NOT protected at this level: network access, reading and
-writing whatever the user running greenloop can (task data files included), and
-signalling the user's other processes. Verdicts and summaries say which level was active.
+kernels): time, memory, file size, open files, process count, the cgroup bound where
+there is one, a private work dir, a scrubbed environment, and a killed process tree
+(process group, then every orphan re-parented to the zygote, a child subreaper). As root,
+each candidate still runs as its own uid, so it cannot signal the verifier or write the
+host's files (but it also cannot import modules from an interpreter kept in a directory
+other users cannot read, such as /root). NOT protected at this level: network access,
+reading whatever other users may read (task data files included), and, when greenloop
+does not run as root, the user's own files and processes. Verdicts and summaries say
+which level was active.
 
 Not protected at any level: kernel exploits and side channels (timing, Spectre-class),
 CPU and memory pressure on other work on the same machine within the limits given, and
