@@ -58,8 +58,9 @@ def prepare_spare(result_w: int, log_fd: int, job_r: int) -> None:
     os.dup2(log_fd, 2)
     os.closerange(JOB_FD + 1, 1 << 16)
     try:  # when memory runs out, the candidate goes first
-        with open("/proc/self/oom_score_adj", "w") as fh:
-            fh.write("1000")
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+        os.write(fd, b"1000")
+        os.close(fd)
     except OSError:
         pass
 
@@ -86,15 +87,22 @@ def enter_job(job: dict, workdir: str, identity: tuple[int, int] | None, nproc: 
     os.environ.clear()
     os.environ.update(SAFE_ENV, HOME=workdir, TMPDIR=workdir)
     sys.argv = ["candidate"]
-    # The server's own streams were pipes to the verifier; these now point at /dev/null
-    # and the capped log file.
-    sys.stdin = sys.__stdin__ = open(0, closefd=False)
-    sys.stdout = sys.__stdout__ = open(1, "w", closefd=False, buffering=1)
-    sys.stderr = sys.__stderr__ = open(2, "w", closefd=False, buffering=1)
+    # sys.stdin/stdout/stderr are the inherited objects on fds 0-2, which now hold
+    # /dev/null and the capped log file; run_job flushes them before the child exits.
 
 
 def _describe(exc: BaseException) -> dict:
     return {"raise": type(exc).__name__, "msg": str(exc)[:300]}
+
+
+def _finish() -> None:
+    """Flush what the candidate printed (to the capped log), then end without cleanup."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:  # a candidate may have replaced or closed them
+            pass
+    os._exit(0)
 
 
 def run_job(job: dict) -> None:
@@ -106,22 +114,22 @@ def run_job(job: dict) -> None:
         exec(code, namespace)
     except MemoryError:
         _write({"phase": "compile", "memory": True})
-        os._exit(0)
+        _finish()
     except BaseException as exc:  # the candidate's own failure, any kind
         _write({"phase": "compile", **_describe(exc)})
-        os._exit(0)
+        _finish()
     _write({"phase": "compile", "ok": True, "s": time.perf_counter() - started}, flush=False)
     if job.get("check") is not None:
         _run_check(job, namespace)
-        os._exit(0)
+        _finish()
     func = namespace.get(job["entry"])
     if not callable(func):
         _write({"phase": "entry", "raise": "NameError", "msg": f"entry point {job['entry']!r} is not defined"})
-        os._exit(0)
+        _finish()
     for index, (args, kwargs) in enumerate(job["calls"]):
         _write(_call(func, index, codec.decode(args), codec.decode(kwargs)), flush=index == 0)
     _write({"end": True, "s": time.perf_counter() - started})
-    os._exit(0)
+    _finish()
 
 
 def _call(func, index: int, args: list, kwargs: dict) -> dict:

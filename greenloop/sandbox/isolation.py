@@ -204,3 +204,32 @@ def set_rlimits(cpu_s: int, memory_mb: int, nproc: int, fsize_mb: int, nofile: i
     cap(resource.RLIMIT_FSIZE, fsize_mb << 20)
     cap(resource.RLIMIT_NOFILE, nofile)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the cap fail; they don't kill
+
+
+# /proc/sysvipc/<kind>: (column of the id, column of the creator's uid, libc remover)
+_IPC_TABLES = {"shm": (1, 9, "shmctl"), "msg": (1, 9, "msgctl"), "sem": (1, 6, "semctl")}
+IPC_RMID = 0
+
+
+def remove_ipc_objects(creator_uid: int | None, everything: bool) -> int:
+    """Remove System V IPC objects a candidate left: every object in this IPC namespace
+    when it is the server's own (`everything`), else only those the candidate's uid
+    created (never another user's objects in the host's namespace). Returns how many."""
+    if not everything and creator_uid is None:
+        return 0
+    removed = 0
+    for kind, (id_col, uid_col, remover) in _IPC_TABLES.items():
+        try:
+            with open(f"/proc/sysvipc/{kind}") as fh:
+                rows = [line.split() for line in fh.readlines()[1:]]
+        except OSError:
+            continue
+        for row in rows:
+            if everything or int(row[uid_col]) == creator_uid:
+                ident = int(row[id_col])
+                if kind == "sem":
+                    result = _libc.semctl(ident, 0, IPC_RMID)
+                else:
+                    result = getattr(_libc, remover)(ident, IPC_RMID, None)
+                removed += result == 0
+    return removed

@@ -18,7 +18,7 @@ import socket
 import time
 
 from greenloop.sandbox.child import enter_job, prepare_spare, receive_job, run_job
-from greenloop.sandbox.isolation import CLONE_NEWIPC, IsolationReport, unshare
+from greenloop.sandbox.isolation import IsolationReport, remove_ipc_objects
 
 MAX_MESSAGE = 1 << 16
 KILL_WAIT_S = 10.0
@@ -38,6 +38,7 @@ class Zygote:
         self.sock = sock
         self.report = report
         self.child: int | None = None
+        self.child_uid: int | None = None
 
     def serve(self) -> None:
         send(self.sock, {"ready": self.report.to_dict()})
@@ -51,7 +52,9 @@ class Zygote:
             if "spawn" in message:
                 self.spawn(message["spawn"], fds)
             elif "kill" in message:
-                send(self.sock, {"killed": self.kill_tree()})
+                status = self.kill_tree()
+                remove_ipc_objects(self.child_uid, everything=self.report.level == "namespaces")
+                send(self.sock, {"killed": status})
 
     def spawn(self, spec: dict, fds: list[int]) -> None:
         result_w, log_fd, job_r = fds
@@ -59,10 +62,6 @@ class Zygote:
         if pid == 0:
             try:
                 prepare_spare(result_w, log_fd, job_r)
-                try:  # System V IPC objects die with the candidate
-                    unshare(CLONE_NEWIPC)
-                except OSError:
-                    pass
                 job = receive_job()
                 if job is not None:
                     identity = (spec["uid"], spec["gid"]) if spec.get("uid") is not None else None
@@ -73,7 +72,7 @@ class Zygote:
                 os._exit(70)
         for fd in fds:
             os.close(fd)
-        self.child = pid
+        self.child, self.child_uid = pid, spec.get("uid")
         pidfd = os.pidfd_open(pid)
         send(self.sock, {"spawned": pid}, [pidfd])
         os.close(pidfd)
