@@ -422,7 +422,7 @@ def main(argv: list[str]) -> int:
     child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
     print()
-    print(f"results (median of repeats; peak memory: sampled sum over this process and its descendants, every 0.1 s):")
+    print("results (median of repeats; peak memory: sampled sum over this process and its descendants, every 0.1 s):")
     for row in (anchor, cold, warm):
         print_row(row)
     print(f"  greenloop cold with the recordings cached (one run): {cold_cached_seconds:.2f} s, "

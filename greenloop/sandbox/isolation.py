@@ -125,16 +125,21 @@ def readonly_host_tree(report: IsolationReport, scratch: str, hidden: list[str])
         report.notes.append(f"could not mount a private /proc ({exc}): host processes are visible")
     mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV, "size=512m,mode=0711")
     for path in hidden:
-        try:
-            if os.path.isdir(path):
-                mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=0")
-            elif os.path.exists(path):
-                mount("/dev/null", path, None, MS_BIND)
-            else:
-                continue
-            report.hidden_paths += 1
-        except OSError as exc:
-            report.notes.append(f"could not hide {path} ({exc})")
+        hide_path(path, path, report)
+
+
+def hide_path(path: str, target: str, report: IsolationReport) -> None:
+    """Cover `target` (where `path` is seen from the sandbox) with an empty mount."""
+    try:
+        if os.path.isdir(target):
+            mount("tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=0")
+        elif os.path.exists(target):
+            mount("/dev/null", target, None, MS_BIND)
+        else:
+            return
+        report.hidden_paths += 1
+    except OSError as exc:
+        report.notes.append(f"could not hide {path} ({exc})")
 
 
 def python_paths() -> list[str]:

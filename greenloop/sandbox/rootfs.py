@@ -17,8 +17,8 @@ import platform
 import sys
 
 from greenloop.sandbox.isolation import (MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE,
-                                         MS_RDONLY, MS_REC, IsolationReport, _libc, check, make_tree_readonly,
-                                         mount)
+                                         MS_REC, IsolationReport, _libc, check, hide_path,
+                                         make_tree_readonly, mount)
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/dev")
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
@@ -51,20 +51,6 @@ def _bind_into(root: str, path: str, bound: list[str]) -> None:
     bound.append(path)
 
 
-def _hide(root: str, path: str, report: IsolationReport) -> None:
-    target = root + path
-    try:
-        if os.path.isdir(target):
-            mount("tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=0")
-        elif os.path.exists(target):
-            mount("/dev/null", target, None, MS_BIND)
-        else:
-            return
-        report.hidden_paths += 1
-    except OSError as exc:
-        report.notes.append(f"could not hide {path} ({exc})")
-
-
 def pivot_root(new_root: str, put_old: str) -> None:
     number = SYS_PIVOT_ROOT.get(platform.machine())
     if number is None:
@@ -83,7 +69,8 @@ def build_root(report: IsolationReport, scratch: str, hidden: list[str]) -> None
     for path in (*SYSTEM_DIRS, *interpreter_paths()):
         _bind_into(root, path, bound)
     for path in hidden:
-        _hide(root, os.path.realpath(path), report)
+        real = os.path.realpath(path)
+        hide_path(path, root + real, report)
     for name in ("proc", "tmp", ".old"):
         os.makedirs(os.path.join(root, name), mode=0o755, exist_ok=True)
     os.makedirs(root + scratch, mode=0o755, exist_ok=True)

@@ -8,19 +8,19 @@ outcome and seconds go into the verdict, so a run can report what pruning saved.
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 from greenloop.sandbox import WorkerPool
 from greenloop.sandbox.limits import Limits
 from greenloop.tasks import TaskSet
-from greenloop.types import Candidate, Outcome, StageResult, Task, Verdict
+from greenloop.types import Candidate, Outcome, StageResult, Verdict
 from greenloop.verify.extract import extract_program, static_check
 from greenloop.verify.inputs import add_extra_inputs
 from greenloop.verify.judge import Judgement, Replayer, judge
+from greenloop.verify.outcome import parse_frames, verdict_from_result
 from greenloop.verify.record import TaskPlan, build_plans, cache_dir
 
 STAGES = ("extract", "static", "compile", "smoke", "tests")
@@ -141,7 +141,7 @@ class Verifier:
 
     def _smoke(self, pending: _Pending, lines: list[str]) -> bool:
         started = time.perf_counter()
-        frames = _parse_frames(lines)
+        frames = parse_frames(lines)
         if frames is None or pending.plan.mode == "child" or not frames[1:]:
             return True
         pending.smoke = judge(pending.plan, frames[1:2], self.replayer, partial=True)
@@ -149,21 +149,7 @@ class Verifier:
         return pending.smoke.passed or pending.smoke.pending
 
     def _verdict(self, pending: _Pending, result: dict) -> Verdict:
-        from greenloop.verify.outcome import verdict_from_result
         return verdict_from_result(pending, result, self.replayer, self.config.all_tests, self.isolation)
-
-
-def _parse_frames(lines: list[str]) -> list[dict] | None:
-    frames = []
-    for line in lines:
-        try:
-            frame = json.loads(line)
-        except (ValueError, RecursionError, MemoryError):  # a hostile child's bytes
-            return None
-        if not isinstance(frame, dict):
-            return None
-        frames.append(frame)
-    return frames
 
 
 def verify_candidates(tasks: TaskSet, candidates: list[Candidate], config: VerifyConfig = VerifyConfig()) -> list[Verdict]:

@@ -134,7 +134,7 @@ def add_extra_inputs(plans: list[TaskPlan], count: int) -> int:
             items.append((plan.task, args, kwargs))
             owners.append(plan)
     added = 0
-    for (task, args, kwargs), plan, answer in zip(items, owners, run_trusted(_reference_answer, items, EXTRA_TIMEOUT_S)):
+    for (_task, args, kwargs), plan, answer in zip(items, owners, run_trusted(_reference_answer, items, EXTRA_TIMEOUT_S)):
         if "v" in answer:
             plan.calls.append((args, kwargs))
             plan.expected.append(answer)

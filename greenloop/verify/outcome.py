@@ -18,7 +18,8 @@ STATUS_DETAIL = {
 }
 
 
-def _frames(lines: list[str]) -> list[dict] | None:
+def parse_frames(lines: list[str]) -> list[dict] | None:
+    """The child's lines as JSON objects, or None if any is not one."""
     out = []
     for line in lines:
         try:
@@ -68,7 +69,7 @@ def verdict_from_result(pending, result: dict, replayer: Replayer, all_tests: bo
         return out.finish(Outcome.MEMORY, "tests", "the candidate's processes ran out of memory (cgroup limit)", signature="memory")
     if status in STATUS_DETAIL:
         return out.finish(Outcome.FAILED, "compile", STATUS_DETAIL[status], signature=status)
-    frames = _frames(result["lines"])
+    frames = parse_frames(result["lines"])
     if frames is None:
         return out.finish(Outcome.FAILED, "compile", "malformed output from the candidate process", signature="malformed")
     if not frames or "phase" not in frames[0]:
