@@ -52,7 +52,8 @@ def read_samples(path: str, strict: bool = False) -> tuple[list[Sample], list[Da
 def result_row(sample: Sample, verdict: Verdict) -> dict:
     return {**sample.record.data, "passed": verdict.passed, "outcome": verdict.outcome.value,
             "stage": verdict.stage, "tests_passed": verdict.tests_passed, "tests_total": verdict.tests_total,
-            "detail": verdict.detail, "judge": verdict.meta.get("judge", "parent")}
+            "detail": verdict.detail, "judge": verdict.meta.get("judge", "parent"),
+            "isolation": verdict.meta.get("isolation", "")}
 
 
 def _done_lines(path: str) -> int:

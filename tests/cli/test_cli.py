@@ -41,6 +41,7 @@ def test_verify_writes_one_result_per_sample_in_order(files, capsys):
     for key in ("outcome", "stage", "tests_passed", "tests_total", "detail"):
         assert key in rows[1]
     assert rows[1]["outcome"] == "failed" and rows[1]["tests_total"] == 2
+    assert rows[0]["isolation"] in ("namespaces", "rlimits")
     meta = json.loads((out.parent / "results.jsonl.meta.json").read_text())
     assert meta["config"]["type"] == "VerifyConfig" and meta["config"]["workers"] == 1
 
