@@ -29,7 +29,10 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
 MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
-MOUNT_ATTR_RDONLY, AT_RECURSIVE, AT_FDCWD = 0x1, 0x8000, -100
+MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, AT_RECURSIVE, AT_FDCWD = 0x1, 0x2, 0x8000, -100
+PR_CAPBSET_DROP, PR_SET_SECUREBITS, PR_SET_NO_NEW_PRIVS = 24, 28, 38
+SECURE_NOROOT_AND_LOCKS = 0x2F  # noroot and no_setuid_fixup set, keep_caps clear: each locked
+CAPABILITY_VERSION_3 = 0x20080522
 SYS_MOUNT_SETATTR = 442  # the same number on x86_64 and aarch64
 
 _libc = ctypes.CDLL(None, use_errno=True)  # libc is linked into the interpreter itself
@@ -55,12 +58,34 @@ def prctl(option: int, arg: int) -> None:
 
 
 def make_tree_readonly(root: str = "/") -> None:
-    """Make every mount under `root` read-only in this mount namespace (Linux >= 5.12)."""
-    attr = ctypes.create_string_buffer(struct.pack("QQQQ", MOUNT_ATTR_RDONLY, 0, 0, 0))
+    """Make every mount under `root` read-only and set-uid-free in this mount namespace
+    (Linux >= 5.12)."""
+    attr = ctypes.create_string_buffer(struct.pack("QQQQ", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0, 0, 0))
     _libc.syscall.restype = ctypes.c_long
     res = _libc.syscall(ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(AT_FDCWD), root.encode(),
                         ctypes.c_uint(AT_RECURSIVE), attr, ctypes.c_size_t(32))
     check(0 if res == 0 else -1, "mount_setattr read-only")
+
+
+def drop_all_privileges(identity: tuple[int, int] | None) -> None:
+    """Become `identity` (uid, gid) if given, with no capabilities now or after any exec
+    and no way to gain any (set-uid binaries, file capabilities, uid 0 in a user
+    namespace, whose mounts a capable candidate could otherwise undo)."""
+    try:
+        last = int(open("/proc/sys/kernel/cap_last_cap").read())
+    except (OSError, ValueError):
+        last = 63
+    for cap in range(last + 1):  # while still privileged: empty the bounding set
+        _libc.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0)  # fails harmlessly without CAP_SETPCAP
+    _libc.prctl(PR_SET_SECUREBITS, ctypes.c_ulong(SECURE_NOROOT_AND_LOCKS), 0, 0, 0)
+    if identity is not None:
+        os.setgroups([])
+        os.setgid(identity[1])
+        os.setuid(identity[0])
+    header = ctypes.create_string_buffer(struct.pack("Ii", CAPABILITY_VERSION_3, 0))
+    data = ctypes.create_string_buffer(bytes(24))  # effective, permitted, inheritable: all empty, twice
+    check(_libc.capset(header, data), "capset")
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 
 class IsolationReport:

@@ -74,15 +74,15 @@ def build_root(report: IsolationReport, scratch: str, hidden: list[str]) -> None
     for name in ("proc", "tmp", ".old"):
         os.makedirs(os.path.join(root, name), mode=0o755, exist_ok=True)
     os.makedirs(root + scratch, mode=0o755, exist_ok=True)
+    try:  # before the pivot: in a user namespace, proc mounts only while one is visible
+        mount("proc", os.path.join(root, "proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    except OSError as exc:
+        report.notes.append(f"could not mount a private /proc ({exc})")
     pivot_root(root, os.path.join(root, ".old"))
     os.chdir("/")
     check(_libc.umount2(b"/.old", MNT_DETACH), "umount old root")
     os.rmdir("/.old")
     report.filesystem = "minimal root"
-    try:
-        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    except OSError as exc:
-        report.notes.append(f"could not mount a private /proc ({exc})")
     try:
         make_tree_readonly("/")
         report.filesystem = "minimal root, read-only"

@@ -241,6 +241,9 @@ def main(argv: list[str]) -> int:
         enter_namespaces(report)
     for name in WARM_MODULES:
         __import__(name)
+    # Decided before the zygote builds the new root: this process sees it too, without /proc.
+    drop_uid = os.getuid() == 0 and not in_user_namespace()
+    nproc_base = 0 if drop_uid else _count_own_processes()
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     if os.fork() == 0:  # the zygote: PID 1 of the new PID namespace, if there is one
         ours.close()
@@ -253,8 +256,6 @@ def main(argv: list[str]) -> int:
     report.__dict__.update(ready["ready"])
     work_root = os.path.join(config["scratch"], f"s{os.getpid()}")
     os.mkdir(work_root, 0o711)
-    drop_uid = os.getuid() == 0 and not in_user_namespace()
-    nproc_base = 0 if drop_uid else _count_own_processes()
     try:
         ForkServer(report, work_root, ours, cgroups, drop_uid, nproc_base).serve()
     finally:
