@@ -33,12 +33,14 @@ a kernel with pivot_root and, for the read-only root, mount_setattr: 5.12 or lat
 - Other processes and state: a PID namespace per server; the candidate cannot see or
   signal the verifier; after each candidate the zygote (PID 1 of the namespace) kills
   every process left in it and returns only when none is left, so no descendant survives
-  the verdict. Each candidate has its own IPC namespace (System V objects die with it).
+  the verdict, and removes the System V IPC objects left in the server's IPC namespace.
   A server that dies anyway costs only its current candidate (reported as that
   candidate's failure) and is replaced.
 - Identity: as root, each candidate runs as a uid of its own (1,000,000 + server pid x
   1000 + a counter) with no supplementary groups, so per-user limits and kernel keyrings
-  are its own too.
+  are its own too. In every case it holds no capability and cannot gain one (empty
+  bounding set, locked securebits, no_new_privs, nosuid mounts): in a user namespace,
+  where it keeps uid 0, it still cannot unmount or remount anything.
 
 Protected with the "rlimits" level only (no namespaces: some containers, hardened
 kernels): time, memory, file size, open files, process count, the cgroup bound where
