@@ -124,20 +124,25 @@ def run_job(job: dict) -> None:
         _write({"phase": "entry", "raise": "NameError", "msg": f"entry point {job['entry']!r} is not defined"})
         _finish()
     for index, (args, kwargs) in enumerate(job["calls"]):
-        _write(_call(func, index, codec.decode(args), codec.decode(kwargs)), flush=index == 0)
+        frame = _call(func, index, codec.decode(args), codec.decode(kwargs), bool(job.get("return_args")))
+        _write(frame, flush=index == 0)
     _write({"end": True, "s": time.perf_counter() - started})
     _finish()
 
 
-def _call(func, index: int, args: list, kwargs: dict) -> dict:
+def _call(func, index: int, args: list, kwargs: dict, return_args: bool) -> dict:
     try:
-        value = func(*args, **kwargs)
+        frame = {"i": index, "v": func(*args, **kwargs)}
     except MemoryError:
         return {"i": index, "memory": True}
     except BaseException as exc:
-        return {"i": index, **_describe(exc)}
+        frame = {"i": index, **_describe(exc)}
     try:
-        return {"i": index, "v": codec.encode(value)}
+        if "v" in frame:
+            frame["v"] = codec.encode(frame["v"])
+        if return_args:  # the task is judged on what the call did to its arguments too
+            frame["after"] = [codec.encode(args), codec.encode(kwargs)]
+        return frame
     except codec.Refused as exc:
         return {"i": index, "refused": str(exc)}
     except RecursionError:

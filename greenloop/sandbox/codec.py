@@ -128,6 +128,19 @@ def strict_key(value: Any) -> Any:
     return (kind.__name__, value)
 
 
+def exact_key(value: Any) -> Any:
+    """Like strict_key, but order counts where Python lets it show: dict items and set
+    members in iteration order."""
+    kind = type(value)
+    if kind is float or kind is complex:
+        return (kind.__name__, repr(value))
+    if kind in (list, tuple, set, frozenset):
+        return (kind.__name__, tuple(exact_key(v) for v in value))
+    if kind is dict:
+        return ("dict", tuple((exact_key(k), exact_key(v)) for k, v in value.items()))
+    return (kind.__name__, value)
+
+
 def same_value(expected: Any, actual: Any, rel_tol: float = 1e-9, abs_tol: float = 1e-9) -> bool:
     """Type-strict equality: types must match exactly (True is not 1, 1 is not 1.0,
     a tuple is not a list); floats within tolerance; NaN equals NaN."""

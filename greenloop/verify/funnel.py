@@ -117,6 +117,9 @@ class Verifier:
             stage = StageResult("extract", Outcome.REJECTED, 0.0, f"unknown task_id {candidate.task_id!r}")
             return Verdict(Outcome.REJECTED, (stage,), error_signature="unknown task"), None
         plan = self.plans[task.task_id]
+        if plan.mode == "broken":
+            stage = StageResult("tests", Outcome.INFRA_ERROR, 0.0, f"the task cannot be judged: {plan.note}")
+            return Verdict(Outcome.INFRA_ERROR, (stage,), error_signature="task cannot be judged"), None
         started = time.perf_counter()
         extracted = extract_program(task, candidate.completion)
         extract = StageResult("extract", Outcome.PASSED if extracted.program else Outcome.REJECTED,
@@ -130,7 +133,7 @@ class Verifier:
         if not ok:
             return Verdict(outcome, (extract, static), 0, plan.tests_total, detail.split(":")[0]), None
         job = {"code": extracted.program, "entry": task.entry_point, "limits": self._limits(plan),
-               "calls": plan.wire_calls if plan.mode != "child" else [],
+               "calls": plan.wire_calls if plan.mode != "child" else [], "return_args": plan.mutates,
                "check": plan.check if plan.mode == "child" else None, "_stages": [extract, static]}
         return None, job
 

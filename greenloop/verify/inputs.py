@@ -128,7 +128,7 @@ def add_extra_inputs(plans: list[TaskPlan], count: int) -> int:
     many were added in all."""
     items, owners = [], []
     for plan in plans:
-        if plan.mode == "child" or not plan.task.reference or plan.task.meta.get("extra_inputs") is False:
+        if plan.mode in ("child", "broken") or not plan.task.reference or plan.task.meta.get("extra_inputs") is False:
             continue
         for args, kwargs in propose_inputs(plan, count):
             items.append((plan.task, args, kwargs))

@@ -73,11 +73,10 @@ def compare_by_value(plan: TaskPlan, frames: list[dict], indices: list[int], all
     for i in indices:
         expected, frame = plan.expected[i], frames[i]
         if "v" in frame and "v" in expected:
-            try:
-                ok = codec.same_value(codec.decode(expected["v"]), codec.decode(frame["v"]), tol, tol)
-            except codec.CodecError:
-                ok = False
-            why = "wrong output"
+            ok = _same_wire(expected["v"], frame["v"], tol)
+            if ok and "after" in expected:
+                ok = "after" in frame and _same_wire(expected["after"], frame["after"], tol)
+            why = "wrong output" if ok or "after" not in expected else "wrong change to its arguments"
         elif "raise" in expected and "raise" in frame:
             ok, why = expected["raise"] == frame["raise"], "raised the wrong exception"
         else:
@@ -94,14 +93,24 @@ def compare_by_value(plan: TaskPlan, frames: list[dict], indices: list[int], all
     return passed, first_failure
 
 
+def _same_wire(expected, actual, tol: float) -> bool:
+    try:
+        return codec.same_value(codec.decode(expected), codec.decode(actual), tol, tol)
+    except (codec.CodecError, KeyError, TypeError):  # odd keys (NaN) or unhashable members
+        return False
+
+
 def _same_as_reference(plan: TaskPlan, frames: list[dict]) -> bool:
-    """Every checked output so far equals the reference's, exactly and type for type."""
+    """Every checked output so far equals the reference's, exactly: type for type, and
+    in the same order where order can be seen (dict items, set iteration)."""
+    if plan.mutates:  # the check looks at the arguments, which the outputs do not show
+        return False
     for i in range(plan.n_direct, min(len(frames), plan.check_end)):
         expected, frame = plan.expected[i], frames[i]
         if "v" not in frame or "v" not in expected:
             return False
         try:
-            if codec.strict_key(codec.decode(expected["v"])) != codec.strict_key(codec.decode(frame["v"])):
+            if codec.exact_key(codec.decode(expected["v"])) != codec.exact_key(codec.decode(frame["v"])):
                 return False
         except (codec.CodecError, TypeError):  # unhashable keys, say: judge by replay
             return False
@@ -127,7 +136,29 @@ class _Stub:
             frame = self.frames[i]
         else:
             raise _Pending()
+        if self.plan.mutates:
+            _apply_changes(args, kwargs, frame.get("after"))
         return _value(frame)
+
+
+def _apply_changes(args: tuple, kwargs: dict, after) -> None:
+    """Carry what the candidate's call did to its (mutable) arguments over to the check's
+    own objects, as if the call had run here."""
+    if after is None:
+        return
+    try:
+        new_args, new_kwargs = codec.decode(after[0]), codec.decode(after[1])
+    except (codec.CodecError, TypeError, IndexError, KeyError):
+        raise TypeError("the candidate's changed arguments are not plain data") from None
+    pairs = list(zip(args, new_args)) + [(kwargs[k], new_kwargs[k]) for k in kwargs if k in new_kwargs]
+    for old, new in pairs:
+        if type(old) is not type(new):
+            continue
+        if isinstance(old, (list, bytearray)):
+            old[:] = new
+        elif isinstance(old, (dict, set)):
+            old.clear()
+            old.update(new)
 
 
 @contextlib.contextmanager

@@ -31,7 +31,9 @@ RECORD_TIMEOUT_S = 20
 class TaskPlan:
     """How a task is judged. mode: "expected" (compare with known values), "replay"
     (replay the check program against the candidate's outputs), "child" (the check
-    program runs beside the candidate: the only mode a candidate could fool)."""
+    program runs beside the candidate, for tests that pass non-plain data: the only mode
+    a candidate could fool), "broken" (the task cannot be judged, e.g. its reference fails
+    its own tests: verdicts are INFRA_ERROR, never a pass)."""
 
     task: Task
     mode: str
@@ -41,6 +43,7 @@ class TaskPlan:
     note: str = ""
     n_direct: int = 0  # calls before this index are judged by value
     n_checked: int = 0  # then this many calls recorded from the check program; extra inputs follow
+    mutates: bool = False  # the reference changes its arguments: the child returns them too
 
     @property
     def check_end(self) -> int:
@@ -54,7 +57,7 @@ class TaskPlan:
 
     @property
     def tests_total(self) -> int:
-        return len(self.calls) if self.mode != "child" else 1
+        return {"child": 1, "broken": 0}.get(self.mode, len(self.calls))
 
 
 class _Stop(Exception):
@@ -62,24 +65,33 @@ class _Stop(Exception):
 
 
 class Recorder:
-    """Stands in for the entry point while the check runs against the reference."""
+    """Stands in for the entry point while the check runs against the reference. Notes
+    each call's arguments, the answer, and whether the call changed its arguments (a
+    task that sorts a list in place is judged on the list, not the return value)."""
 
     def __init__(self, func):
         self.func = func
         self.calls: list[list] = []
         self.answers: list[dict] = []
+        self.mutates = False
 
     def __call__(self, *args, **kwargs):
-        wire_args = [codec.encode(list(copy.deepcopy(args))), codec.encode(dict(copy.deepcopy(kwargs)))]
+        wire_args = [codec.encode(list(args)), codec.encode(dict(kwargs))]
+        answer: dict = {}
         try:
             value = self.func(*args, **kwargs)
+            answer["v"] = codec.encode(value)
+            return value
         except Exception as exc:
-            self.calls.append(wire_args)
-            self.answers.append({"raise": type(exc).__name__})
+            answer["raise"] = type(exc).__name__
             raise
-        self.calls.append(wire_args)
-        self.answers.append({"v": codec.encode(copy.deepcopy(value))})
-        return value
+        finally:
+            self.calls.append(wire_args)
+            self.answers.append(answer)
+            after = [codec.encode(list(args)), codec.encode(dict(kwargs))]
+            if after != wire_args:
+                self.mutates = True
+                answer["after"] = after
 
 
 def trusted_namespace(task: Task) -> dict:
@@ -101,21 +113,27 @@ def _record_one(task: Task) -> dict:
         return {"error": f"the reference does not define {task.entry_point!r}"}
     recorder = Recorder(func)
     for test in calls_tests:
-        recorder(*test.args, **dict(test.kwargs))
+        try:
+            recorder(*copy.deepcopy(test.args), **copy.deepcopy(dict(test.kwargs)))
+        except Exception:  # an expected error: the answer says which
+            pass
     for check in checks:
         scope = dict(namespace)
         scope[task.entry_point] = recorder
         random.seed(0)
         with contextlib.redirect_stdout(io.StringIO()):
             exec(compile(check, f"<check {task.task_id}>", "exec"), scope)
-    return {"calls": recorder.calls, "answers": recorder.answers}
+    return {"calls": recorder.calls, "answers": recorder.answers, "mutates": recorder.mutates}
+
+
+NOT_PLAIN = "the tests pass or return values that are not plain data"
 
 
 def _record_safely(task: Task) -> dict:
     try:
         return _record_one(task)
     except codec.Refused as exc:
-        return {"error": f"the tests pass or return values that are not plain data ({exc})"}
+        return {"error": f"{NOT_PLAIN} ({exc})", "not_plain": True}
     except BaseException as exc:  # the reference fails its own tests, or hangs
         return {"error": f"the reference fails its own tests: {type(exc).__name__}: {str(exc)[:200]}"}
 
@@ -138,7 +156,10 @@ def run_trusted(work, items: list, timeout_s: float = RECORD_TIMEOUT_S) -> list[
         lines = fh.read().splitlines()
     os.waitpid(pid, 0)
     results = [json.loads(line) for line in lines]
-    return results + [{"error": "the trusted process died"}] * (len(items) - len(results))
+    if len(results) < len(items):  # it died on the next item: note that, go on without it
+        results.append({"error": "the trusted process died running it"})
+        results += run_trusted(work, items[len(results):], timeout_s)
+    return results
 
 
 def _serve_trusted(work, items: list, write_fd: int, timeout_s: float) -> None:
@@ -184,7 +205,7 @@ def build_plans(tasks: list[Task]) -> dict[str, TaskPlan]:
     return plans
 
 
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2
 
 
 def cache_dir() -> str:
@@ -225,7 +246,9 @@ def _plan_from_recording(task: Task, result: dict) -> TaskPlan:
     checks = [t.check for t in task.tests if t.check is not None]
     if "error" in result or not result["calls"]:
         why = result.get("error") or "the check never calls the entry point"
-        return TaskPlan(task, "child", check="\n".join(checks), note=why)
+        if result.get("not_plain") and checks:  # the one case where the check must run beside the candidate
+            return TaskPlan(task, "child", check="\n".join(checks), note=why)
+        return TaskPlan(task, "broken", note=why)
     calls = [(tuple(codec.decode(a)), codec.decode(k)) for a, k in result["calls"]]
     answers = list(result["answers"])
     direct = [t for t in task.tests if t.check is None]
@@ -235,4 +258,4 @@ def _plan_from_recording(task: Task, result: dict) -> TaskPlan:
     mode = "replay" if checks else "expected"
     n_direct = len(calls) if mode == "expected" else len(direct)
     return TaskPlan(task, mode, calls, answers, check="\n".join(checks) if checks else None,
-                    n_direct=n_direct, n_checked=len(calls) - n_direct)
+                    n_direct=n_direct, n_checked=len(calls) - n_direct, mutates=bool(result.get("mutates")))

@@ -123,3 +123,46 @@ def test_extra_inputs_catch_a_candidate_that_only_fits_the_given_tests():
     assert propose_inputs(plan, 5) == propose_inputs(plan, 5)
     assert all(type(a[0]) is int and type(a[1]) is list for a, _ in propose_inputs(plan, 5))
     assert type(mutate_value((1, "a"), random.Random(0))) is tuple
+
+
+def test_expected_errors_are_answers_and_broken_tasks_are_infra_errors():
+    isqrt = Task("t/isqrt", "jsonl", "", "isqrt", prompt_is_code=False,
+                 tests=(TestCase(args=(16,)), TestCase(args=(10,)), TestCase(args=(-1,))),
+                 reference="def isqrt(n):\n    if n < 0:\n        raise ValueError('negative')\n    return int(n ** 0.5)\n")
+    broken = Task("t/broken", "jsonl", "", "f", prompt_is_code=False,
+                  tests=(TestCase(check="assert f(1) == 2\n"),), reference="def f(x):\n    return x\n")
+    tasks = TaskSet({t.task_id: t for t in (isqrt, broken)}, [])
+    anything, right, no_raise, on_broken = verify_candidates(tasks, [
+        Candidate("t/isqrt", "def isqrt(n):\n    return 'anything'\n"),
+        Candidate("t/isqrt", "import math\ndef isqrt(n):\n    return math.isqrt(n)\n"),
+        Candidate("t/isqrt", "def isqrt(n):\n    return int(abs(n) ** 0.5)\n"),
+        Candidate("t/broken", "def f(x):\n    return 2\n")], VerifyConfig(workers=1, timeout_s=3))
+    assert anything.outcome is Outcome.FAILED
+    assert right.passed and right.tests_total == 3  # math.isqrt raises ValueError too
+    assert no_raise.outcome is Outcome.FAILED and "returned instead of raising" in no_raise.detail
+    assert on_broken.outcome is Outcome.INFRA_ERROR and on_broken.reward is None
+    assert "cannot be judged" in on_broken.detail
+
+
+def test_order_the_check_can_see_is_never_skipped():
+    counts = Task("t/counts", "jsonl", "", "counts", prompt_is_code=False,
+                  tests=(TestCase(check="assert list(counts('ba')) == ['b', 'a']\n"),),
+                  reference="def counts(s):\n    out = {}\n    for c in s:\n        out[c] = out.get(c, 0) + 1\n    return out\n")
+    tasks = TaskSet({counts.task_id: counts}, [])
+    sorted_keys, = verify_candidates(tasks, [Candidate("t/counts", "def counts(s):\n    return {c: s.count(c) for c in sorted(s)}\n")],
+                                     VerifyConfig(workers=1, timeout_s=3))
+    assert sorted_keys.outcome is Outcome.FAILED
+
+
+def test_in_place_tasks_are_judged_on_their_arguments():
+    sort_in_place = Task("t/sort", "jsonl", "", "sort_in_place", prompt_is_code=False,
+                         tests=(TestCase(check="a = [3, 1, 2]\nsort_in_place(a)\nassert a == [1, 2, 3]\n"),
+                                TestCase(args=([2, 1],))),
+                         reference="def sort_in_place(xs):\n    xs.sort()\n")
+    tasks = TaskSet({sort_in_place.task_id: sort_in_place}, [])
+    for all_tests in (False, True):
+        idle, right = verify_candidates(tasks, [Candidate("t/sort", "def sort_in_place(xs):\n    pass\n"),
+                                                Candidate("t/sort", "def sort_in_place(xs):\n    xs[:] = sorted(xs)\n")],
+                                        VerifyConfig(workers=1, timeout_s=3, all_tests=all_tests))
+        assert idle.outcome is Outcome.FAILED
+        assert right.passed, right.detail
