@@ -27,8 +27,16 @@ def _defines(code: str, name: str) -> bool:
     return re.search(rf"^(?:async\s+)?def\s+{re.escape(name)}\s*\(|^{re.escape(name)}\s*=|^class\s+{re.escape(name)}\b", code, re.M) is not None
 
 
-def _import_lines(prompt: str) -> str:
-    return "".join(line + "\n" for line in prompt.splitlines() if re.match(r"\s*(from\s+\S+\s+)?import\s", line) and not line.startswith((" ", "\t")))
+def _prelude(prompt: str, entry_point: str) -> str:
+    """The prompt's top-level code other than the entry point's own definition: imports
+    and the helpers a whole-function answer still relies on (HumanEval/38's encoder)."""
+    try:
+        tree = ast.parse(prompt)
+    except SyntaxError:  # not a complete module: keep just its import lines
+        return "".join(line + "\n" for line in prompt.splitlines() if re.match(r"(from\s+\S+\s+)?import\s", line))
+    kept = [ast.get_source_segment(prompt, node) for node in tree.body
+            if not (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == entry_point)]
+    return "".join(segment + "\n\n" for segment in kept if segment)
 
 
 def extract_program(task: Task, completion: str) -> Extracted:
@@ -44,7 +52,7 @@ def extract_program(task: Task, completion: str) -> Extracted:
     if not task.prompt_is_code:
         return Extracted(code, how)
     if _defines(code, task.entry_point):
-        return Extracted(_import_lines(task.prompt) + code, "standalone" if how == "continuation" else how)
+        return Extracted(_prelude(task.prompt, task.entry_point) + code, "standalone" if how == "continuation" else how)
     if how == "fenced":  # a fenced body that continues the prompt
         return Extracted(task.prompt + code, how)
     return Extracted(task.prompt + completion, how)

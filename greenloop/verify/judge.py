@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import io
 import random
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,12 +172,16 @@ def _time_guard(seconds: float):
         raise TimeoutError(f"check took longer than {seconds}s on the candidate's outputs")
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    started = time.monotonic()
+    caller_delay, caller_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if caller_delay:  # the caller's own timer goes on where it was
+            left = max(caller_delay - (time.monotonic() - started), 1e-6)
+            signal.setitimer(signal.ITIMER_REAL, left, caller_interval)
 
 
 class Replayer:
@@ -201,9 +205,10 @@ class Replayer:
         code = self._code.get(plan.task.task_id)
         if code is None:
             code = self._code[plan.task.task_id] = compile(plan.check, f"<check {plan.task.task_id}>", "exec")
-        random.seed(0)
+        caller_random = random.getstate()
+        random.seed(0)  # as when the calls were recorded
         try:
-            with _time_guard(REPLAY_TIMEOUT_S), contextlib.redirect_stdout(io.StringIO()):
+            with _time_guard(REPLAY_TIMEOUT_S):
                 exec(code, scope)
         except _Pending:
             return Judgement(False, stub.index - 1 - plan.n_direct, pending=True)
@@ -213,6 +218,8 @@ class Replayer:
             return Judgement(False, done(), f"check diverged: {exc}", "Diverged")
         except Exception as exc:  # the candidate's raise, or its output broke the check
             return Judgement(False, done(), f"test {done()}: {type(exc).__name__}: {str(exc)[:150]}", type(exc).__name__)
+        finally:
+            random.setstate(caller_random)  # the caller's random numbers go on as before
         used = stub.index - plan.n_direct
         expected_calls = plan.check_end - plan.n_direct
         if used != expected_calls:

@@ -107,8 +107,10 @@ def verify_file(tasks: TaskSet, samples_path: str, out_path: str, config: Verify
     summary = RunSummary(resumed=skip)
     started = time.perf_counter()
     results: list[tuple[Sample, Verdict]] = []
-    with Verifier(tasks, config, hidden_paths=[samples_path, out_path]) as verifier, \
-            open_text(out_path, "a" if resume else "w") as out, _progress(len(todo), progress) as bar:
+    # Opened before the sandbox starts: a path must exist to be hidden from candidates.
+    with open_text(out_path, "a" if resume else "w") as out, \
+            Verifier(tasks, config, hidden_paths=[samples_path, out_path]) as verifier, \
+            _progress(len(todo), progress) as bar:
         ready: dict[int, Verdict] = {}
         next_index = 0
         for index, verdict in verifier.verify([s.candidate for s in todo]):

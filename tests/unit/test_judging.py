@@ -166,3 +166,28 @@ def test_in_place_tasks_are_judged_on_their_arguments():
                                         VerifyConfig(workers=1, timeout_s=3, all_tests=all_tests))
         assert idle.outcome is Outcome.FAILED
         assert right.passed, right.detail
+
+
+def test_judging_leaves_the_callers_random_state_alone(tmp_path):
+    import random
+
+    from greenloop.cli.tasks import reference_completion
+    humaneval = load_tasks("humaneval")
+    task = humaneval.tasks["HumanEval/38"]  # its check draws random strings
+    random.seed(1234)
+    expected = random.random()
+    random.seed(1234)
+    verdict, = verify_candidates(humaneval, [Candidate(task.task_id, reference_completion(task))], VerifyConfig(workers=1))
+    assert verdict.passed
+    assert random.random() == expected
+
+
+def test_whole_function_answers_keep_the_prompts_helpers():
+    humaneval = load_tasks("humaneval")
+    decode = ("def decode_cyclic(s: str):\n"
+              "    return encode_cyclic(encode_cyclic(s))\n")
+    fenced = "Sure:\n```python\n" + decode + "```\n"
+    plain, in_fence = verify_candidates(humaneval, [Candidate("HumanEval/38", decode), Candidate("HumanEval/38", fenced)],
+                                        VerifyConfig(workers=1))
+    assert plain.passed, plain.detail
+    assert in_fence.passed, in_fence.detail
