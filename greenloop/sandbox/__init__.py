@@ -36,6 +36,10 @@ a kernel with pivot_root and, for the read-only root, mount_setattr: 5.12 or lat
   the verdict, and removes the System V IPC objects left in the server's IPC namespace.
   A server that dies anyway costs only its current candidate (reported as that
   candidate's failure) and is replaced.
+- System calls: a seccomp filter refuses kernel keyrings, POSIX message queues, ptrace
+  and process_vm_*, namespaces and mounts, kernel modules, BPF, perf, userfaultfd and
+  io_uring (x86_64 and aarch64; elsewhere the report says there is no filter). It
+  applies at the "rlimits" level too.
 - Identity: as root, each candidate runs as a uid of its own (1,000,000 + server pid x
   1000 + a counter) with no supplementary groups, so per-user limits and kernel keyrings
   are its own too. In every case it holds no capability and cannot gain one (empty

@@ -99,6 +99,7 @@ class IsolationReport:
         self.hidden_paths = 0
         self.pid_namespace = False
         self.cgroup = "none"  # "v1"/"v2" when a memory/pids cgroup bounds the candidate tree
+        self.seccomp = False  # a system-call filter is installed in every candidate
         self.uid = os.getuid()
         self.notes: list[str] = []
 

@@ -26,6 +26,7 @@ from greenloop.sandbox.cleanup import remove_tree
 from greenloop.sandbox.isolation import (PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, IsolationReport,
                                          enter_namespaces, in_user_namespace, prctl, readonly_host_tree)
 from greenloop.sandbox.rootfs import build_root
+from greenloop.sandbox.seccomp import seccomp_supported
 from greenloop.sandbox.zygote import Zygote, receive, send
 
 # What HumanEval- and MBPP-style solutions import most. Each module here makes every fork
@@ -235,6 +236,7 @@ def main(argv: list[str]) -> int:
         report.notes.append(f"could not join the worker's cgroup ({exc})")
     _protect_from_oom_killer()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the verifier decides when a worker stops
+    report.seccomp = seccomp_supported()
     if config.get("isolation", "auto") == "none":
         report.notes.append("isolation disabled by configuration")
     else:

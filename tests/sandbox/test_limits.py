@@ -52,3 +52,36 @@ def test_cgroup_directories_are_removed_with_the_pool():
         dirs = list(pool.workers[0].cgroups.dirs)
         assert all(os.path.isdir(d) for d in dirs)
     assert not any(os.path.exists(d) for d in dirs)
+
+
+SYSCALL_PROBE = '''
+import ctypes, os, platform, threading
+libc = ctypes.CDLL(None, use_errno=True)
+X86 = platform.machine() == "x86_64"
+
+def refused(number, *args):
+    return libc.syscall(number, *args) == -1 and ctypes.get_errno() == 1
+
+def add(a, b):
+    keyring = refused(248 if X86 else 217, b"user", b"greenloop", b"secret", 6, -4)
+    mqueue = refused(240 if X86 else 180, b"/greenloop", 0o100 | 2, 0o600, None)
+    trace = refused(101 if X86 else 117, 16, os.getppid(), 0, 0)
+    worker = threading.Thread(target=lambda: None)
+    worker.start()
+    worker.join()
+    return a + b if keyring and mqueue and trace else -1
+'''
+
+
+def test_keyrings_message_queues_and_tracing_are_refused_but_threads_work():
+    verdict, = verify_candidates(TASKS, [Candidate("t/add", SYSCALL_PROBE)], VerifyConfig(timeout_s=5, workers=1))
+    assert verdict.passed, verdict.detail
+
+
+def test_filter_is_built_for_the_known_architectures():
+    from greenloop.sandbox.seccomp import BLOCKED, build_filter
+
+    for machine in ("x86_64", "aarch64"):
+        program = build_filter(machine)
+        assert len(program) % 8 == 0 and len(program) // 8 > 2 * len(BLOCKED)
+    assert build_filter("sparc") is None

@@ -1,0 +1,75 @@
+"""A seccomp filter that takes from candidates the system calls no test needs and
+attackers like: kernel keyrings (state that outlives a process and crosses uids), POSIX
+message queues, tracing and reading other processes, namespaces and mounts, kernel
+modules, BPF, perf, userfaultfd and io_uring. They fail with EPERM (clone3 with ENOSYS,
+so the C library falls back to plain clone for threads). Other architectures and the
+x32 ABI are handled: unknown architecture, no filter (the report says so); x32 calls,
+refused.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import platform
+import struct
+
+from greenloop.sandbox.isolation import _libc, check
+
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+RET_ALLOW, RET_ERRNO = 0x7FFF0000, 0x00050000
+EPERM, ENOSYS = 1, 38
+X32_BIT = 0x40000000
+
+# name -> (x86_64, aarch64)
+BLOCKED = {
+    "add_key": (248, 217), "request_key": (249, 218), "keyctl": (250, 219),
+    "mq_open": (240, 180), "ptrace": (101, 117), "process_vm_readv": (310, 270),
+    "process_vm_writev": (311, 271), "perf_event_open": (298, 241), "bpf": (321, 280),
+    "userfaultfd": (323, 282), "unshare": (272, 97), "setns": (308, 268), "mount": (165, 40),
+    "umount2": (166, 39), "pivot_root": (155, 41), "chroot": (161, 51),
+    "open_by_handle_at": (304, 265), "name_to_handle_at": (303, 264), "kexec_load": (246, 104),
+    "init_module": (175, 105), "finit_module": (313, 273), "delete_module": (176, 106),
+    "io_uring_setup": (425, 425),
+}
+CLONE3 = 435  # the same number on both
+ARCHES = {"x86_64": (0, 0xC000003E), "aarch64": (1, 0xC00000B7)}
+
+
+def _statement(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
+    return struct.pack("HBBI", code, jt, jf, k)
+
+
+def build_filter(machine: str) -> bytes | None:
+    if machine not in ARCHES:
+        return None
+    column, audit_arch = ARCHES[machine]
+    load_word, jump_eq, jump_ge, ret = 0x20, 0x15, 0x35, 0x06
+    program = [
+        _statement(load_word, 4),  # seccomp_data.arch
+        _statement(jump_eq, audit_arch, jt=1),
+        _statement(ret, RET_ERRNO | EPERM),  # a foreign ABI: refuse everything
+        _statement(load_word, 0),  # seccomp_data.nr
+    ]
+    if machine == "x86_64":
+        program += [_statement(jump_ge, X32_BIT, jf=1), _statement(ret, RET_ERRNO | EPERM)]
+    program += [_statement(jump_eq, CLONE3, jf=1), _statement(ret, RET_ERRNO | ENOSYS)]
+    for numbers in BLOCKED.values():
+        program += [_statement(jump_eq, numbers[column], jf=1), _statement(ret, RET_ERRNO | EPERM)]
+    program.append(_statement(ret, RET_ALLOW))
+    return b"".join(program)
+
+
+def seccomp_supported() -> bool:
+    return platform.machine() in ARCHES
+
+
+def install_filter() -> bool:
+    """Install the filter on this process (it needs no_new_privs set). False where the
+    architecture is not known."""
+    program = build_filter(platform.machine())
+    if program is None:
+        return False
+    filters = ctypes.create_string_buffer(program)
+    fprog = struct.pack("HxxxxxxP", len(program) // 8, ctypes.addressof(filters))
+    check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.c_char_p(fprog), 0, 0), "seccomp")
+    return True
