@@ -52,8 +52,11 @@ def load_config(cls: type[C], path: str | None = None, overrides: list[str] = ()
 
         if not os.path.exists(path):
             raise ConfigError(f"{path}: config file not found")
-        with open(path) as fh:
-            loaded = yaml.safe_load(fh) or {}
+        try:
+            with open(path) as fh:
+                loaded = yaml.safe_load(fh) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         for key, value in loaded.items():

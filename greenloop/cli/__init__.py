@@ -32,9 +32,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except (DataError, ConfigError, RegistryError, ValueError, FileNotFoundError) as exc:
+    except (DataError, ConfigError, RegistryError, ValueError, OSError, EOFError) as exc:
         print(f"greenloop {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:  # the sandbox could not start, say
+        print(f"greenloop {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"greenloop {args.command}: interrupted", file=sys.stderr)
         return 130

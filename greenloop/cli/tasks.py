@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 from greenloop.io import write_jsonl
 from greenloop.tasks import load_tasks, task_families
 from greenloop.types import Task
@@ -56,7 +58,11 @@ def task_row(task: Task) -> dict:
         if t.kwargs:
             row["kwargs"] = dict(t.kwargs)
         if t.has_expected:
-            row["output"] = repr(t.expected)
+            try:  # repr round-trips tuples and sets; NaN and infinities go as JSON instead
+                ast.literal_eval(repr(t.expected))
+                row["output"] = repr(t.expected)
+            except (ValueError, SyntaxError):
+                row["expected"] = t.expected
         tests.append(row)
     return {"task_id": task.task_id, "prompt": task.prompt, "entry_point": task.entry_point, "tests": tests,
             "check": check, "reference": task.reference, "context": task.context,

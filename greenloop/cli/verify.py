@@ -83,12 +83,19 @@ def run_verify(args) -> int:
 
 
 def run_eval(args) -> int:
-    ks = [int(k) for k in args.k.split(",") if k.strip()]
+    try:
+        ks = [int(k) for k in args.k.split(",") if k.strip()]
+    except ValueError:
+        raise ValueError(f"-k {args.k!r}: expected comma-separated whole numbers") from None
+    if not ks or min(ks) < 1:
+        raise ValueError(f"-k {args.k!r}: every k must be >= 1")
     out = args.out or _default_results_path(args.samples)
     summary, _ = _run(args, out)
     rows = [r.data for r in read_jsonl(out)]  # the whole file: a resumed run counts its earlier lines too
-    table = pass_at_k_table(((r["task_id"], r["passed"]) for r in rows), ks)
-    summary = {**summary, "pass_at_k": table["pass_at_k"], "skipped_k": table["skipped_k"], "tasks": table["tasks"], "results": out}
+    known = [r for r in rows if not str(r.get("detail", "")).startswith("unknown task_id")]
+    table = pass_at_k_table(((r["task_id"], r["passed"]) for r in known), ks)
+    summary = {**summary, "pass_at_k": table["pass_at_k"], "skipped_k": table["skipped_k"], "tasks": table["tasks"],
+               "samples_for_unknown_tasks": len(rows) - len(known), "results": out}
     stream = sys.stderr if args.json else sys.stdout
     print_summary(summary, stream)
     print_pass_at_k(table, stream)

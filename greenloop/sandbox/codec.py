@@ -153,6 +153,9 @@ def same_value(expected: Any, actual: Any, rel_tol: float = 1e-9, abs_tol: float
         if math.isinf(expected) or math.isinf(actual):
             return expected == actual
         return math.isclose(expected, actual, rel_tol=rel_tol, abs_tol=abs_tol)
+    if te is complex:
+        return (same_value(expected.real, actual.real, rel_tol, abs_tol)
+                and same_value(expected.imag, actual.imag, rel_tol, abs_tol))
     if te in (list, tuple):
         return len(expected) == len(actual) and all(
             same_value(e, a, rel_tol, abs_tol) for e, a in zip(expected, actual)

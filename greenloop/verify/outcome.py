@@ -32,6 +32,13 @@ def parse_frames(lines: list[str]) -> list[dict] | None:
     return out
 
 
+def _stage_reached(frames: list[dict] | None) -> str:
+    """Where a run that ended abnormally had got to, by the frames it wrote."""
+    if not frames or not frames[0].get("ok"):
+        return "compile"
+    return "tests" if sum("i" in f for f in frames) > 1 else "smoke"
+
+
 def _exit_detail(code: int | None) -> tuple[Outcome, str]:
     if code is not None and code < 0:
         sig = -code
@@ -67,9 +74,9 @@ def verdict_from_result(pending, result: dict, replayer: Replayer, all_tests: bo
     status = result["status"]
     if result.get("oom"):
         return out.finish(Outcome.MEMORY, "tests", "the candidate's processes ran out of memory (cgroup limit)", signature="memory")
-    if status in STATUS_DETAIL:
-        return out.finish(Outcome.FAILED, "compile", STATUS_DETAIL[status], signature=status)
     frames = parse_frames(result["lines"])
+    if status in STATUS_DETAIL:
+        return out.finish(Outcome.FAILED, _stage_reached(frames), STATUS_DETAIL[status], signature=status)
     if frames is None:
         return out.finish(Outcome.FAILED, "compile", "malformed output from the candidate process", signature="malformed")
     if not frames or "phase" not in frames[0]:

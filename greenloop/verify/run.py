@@ -56,13 +56,19 @@ def result_row(sample: Sample, verdict: Verdict) -> dict:
             "isolation": verdict.meta.get("isolation", "")}
 
 
-def _done_lines(path: str) -> int:
+def _complete_lines(path: str) -> list[str]:
+    """The whole lines of a results file a killed run left; a torn last line, or the
+    torn end of a gzip stream, is dropped (that sample is verified again)."""
     if not os.path.exists(path):
-        return 0
-    with open_text(path) as fh:
-        lines = fh.read().split("\n")
-    complete = [line for line in lines[:-1] if line.strip()]  # a torn last line is redone
-    return len(complete)
+        return []
+    text = []
+    try:
+        with open_text(path) as fh:
+            for line in fh:
+                text.append(line)
+    except (EOFError, OSError):  # gzip cut off mid-stream
+        pass
+    return [line.rstrip("\n") for line in text if line.endswith("\n") and line.strip()]
 
 
 @dataclass
@@ -98,11 +104,13 @@ def verify_file(tasks: TaskSet, samples_path: str, out_path: str, config: Verify
     samples, errors = read_samples(samples_path, strict)
     for err in errors:
         print(f"warning: skipped {err}", file=sys.stderr)
-    skip = _done_lines(out_path) if resume else 0
+    done = _complete_lines(out_path) if resume else []
+    skip = len(done)
     if skip > len(samples):
         raise DataError(out_path, None, f"has {skip} results but {samples_path} has only {len(samples)} samples")
-    if resume and skip:
-        _truncate_to_lines(out_path, skip)
+    if resume:  # rewritten whole, so a torn line or gzip member never sits in the middle
+        with open_text(out_path, "w") as fh:
+            fh.write("".join(line + "\n" for line in done))
     todo = samples[skip:]
     summary = RunSummary(resumed=skip)
     started = time.perf_counter()
@@ -127,13 +135,6 @@ def verify_file(tasks: TaskSet, samples_path: str, out_path: str, config: Verify
         isolation = verifier.isolation
     summary.seconds = time.perf_counter() - started
     return summary.to_dict(isolation, errors), results
-
-
-def _truncate_to_lines(path: str, keep: int) -> None:
-    with open_text(path) as fh:
-        lines = fh.read().split("\n")[:keep]
-    with open_text(path, "w") as fh:
-        fh.write("".join(line + "\n" for line in lines))
 
 
 def _progress(total: int, enabled: bool):

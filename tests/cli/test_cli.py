@@ -108,3 +108,31 @@ def test_every_command_has_help(capsys):
             main(argv)
         assert exit_.value.code == 0
     assert "--samples" in capsys.readouterr().out
+
+
+def test_bad_inputs_give_one_clear_line_not_a_traceback(files, tmp_path, capsys):
+    tasks, samples, out = files
+    base = ["--tasks", f"jsonl:{tasks}", "--samples", str(samples), "--quiet"]
+    bad_yaml = tmp_path / "c.yaml"
+    bad_yaml.write_text("workers: [1,\n")
+    assert main(["verify", *base, "--out", str(out), "--config", str(bad_yaml)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+    assert main(["verify", *base, "--out", str(tmp_path)]) == 2
+    assert "Is a directory" in capsys.readouterr().err
+    assert main(["eval", *base, "-k", "0"]) == 2
+    assert "every k must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "samples_results.jsonl").exists()  # nothing ran
+
+
+def test_resume_after_a_gzip_cut_off_mid_stream(files, capsys):
+    import gzip
+
+    tasks, samples, _ = files
+    out = samples.parent / "results.jsonl.gz"
+    args = ["verify", "--tasks", f"jsonl:{tasks}", "--samples", str(samples), "--out", str(out), "--quiet", "--workers", "1"]
+    assert main(args) == 0
+    whole = gzip.open(out, "rt").read().splitlines()
+    data = out.read_bytes()
+    out.write_bytes(data[: len(data) - 12])  # killed before the gzip trailer was written
+    assert main(args + ["--resume"]) == 0
+    assert gzip.open(out, "rt").read().splitlines() == whole
