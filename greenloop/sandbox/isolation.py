@@ -28,7 +28,7 @@ CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
 MNT_DETACH = 2
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
+PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
 MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, AT_RECURSIVE, AT_FDCWD = 0x1, 0x2, 0x8000, -100
 PR_CAPBSET_DROP, PR_SET_SECUREBITS, PR_SET_NO_NEW_PRIVS = 24, 28, 38
 SECURE_NOROOT_AND_LOCKS = 0x2F  # noroot and no_setuid_fixup set, keep_caps clear: each locked
@@ -138,7 +138,7 @@ def readonly_host_tree(report: IsolationReport, scratch: str, hidden: list[str])
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     if os.getuid() == 0 and not in_user_namespace():
         mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0700")
-        _expose_to_others(python_paths(), scratch)
+        _expose_to_others(interpreter_paths(), scratch)
         check(_libc.umount2(scratch.encode(), ctypes.c_int(MNT_DETACH)), "umount holding area")
     try:
         make_tree_readonly("/")
@@ -168,16 +168,12 @@ def hide_path(path: str, target: str, report: IsolationReport) -> None:
         report.notes.append(f"could not hide {path} ({exc})")
 
 
-def python_paths() -> list[str]:
-    """What the interpreter needs to import modules: its prefixes and sys.path entries."""
+def interpreter_paths() -> list[str]:
+    """The interpreter's prefixes and its site-packages: what a candidate's imports need.
+    Other sys.path entries (a source checkout on PYTHONPATH) are left out on purpose."""
     paths = {sys.base_prefix, sys.prefix, sys.exec_prefix}
-    paths.update(p for p in sys.path if p and os.path.isdir(p))
-    ordered = sorted(os.path.realpath(p) for p in paths)
-    minimal: list[str] = []
-    for path in ordered:  # drop paths inside another listed path
-        if not any(path == m or path.startswith(m.rstrip("/") + "/") for m in minimal):
-            minimal.append(path)
-    return minimal
+    paths.update(p for p in sys.path if p and ("site-packages" in p or "dist-packages" in p))
+    return sorted({os.path.realpath(p) for p in paths if os.path.isdir(p)})
 
 
 def _closed_ancestor(path: str) -> str | None:

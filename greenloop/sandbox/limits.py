@@ -1,4 +1,4 @@
-"""Resource limits for one candidate run, and their derivation from a reference run."""
+"""Resource limits for one candidate run."""
 
 from __future__ import annotations
 
@@ -30,8 +30,3 @@ class Limits:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-    @classmethod
-    def from_reference(cls, reference_seconds: float, factor: float = 10.0, floor_s: float = 1.0, **kw) -> "Limits":
-        """A time limit scaled from the reference solution's measured time, with a floor."""
-        return cls(timeout_s=max(floor_s, reference_seconds * factor), **kw)

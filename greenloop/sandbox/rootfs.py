@@ -14,22 +14,13 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 
 from greenloop.sandbox.isolation import (MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE,
-                                         MS_REC, IsolationReport, _libc, check, hide_path,
+                                         MS_REC, IsolationReport, _libc, check, hide_path, interpreter_paths,
                                          make_tree_readonly, mount)
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/dev")
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
-
-
-def interpreter_paths() -> list[str]:
-    """The interpreter's prefixes and its site-packages: what a candidate's imports need.
-    Other sys.path entries (a source checkout on PYTHONPATH) are left out on purpose."""
-    paths = {sys.base_prefix, sys.prefix, sys.exec_prefix}
-    paths.update(p for p in sys.path if p and ("site-packages" in p or "dist-packages" in p))
-    return sorted({os.path.realpath(p) for p in paths if os.path.isdir(p)})
 
 
 def _within(path: str, parents: list[str]) -> bool:

@@ -12,7 +12,7 @@ import ast
 import re
 from dataclasses import dataclass
 
-from greenloop.types import Task
+from greenloop.types import Outcome, Task
 
 FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
@@ -58,15 +58,16 @@ def extract_program(task: Task, completion: str) -> Extracted:
     return Extracted(task.prompt + completion, how)
 
 
-def static_check(program: str, max_bytes: int) -> tuple[bool, str]:
-    """Size and syntax. Returns (ok, detail)."""
+def static_check(program: str, max_bytes: int) -> tuple[Outcome, str]:
+    """Size and syntax: REJECTED when too big (refused unread), FAILED when it does not
+    parse (the candidate's own error). Returns (outcome, detail)."""
     size = len(program.encode("utf-8", "replace"))
     if size > max_bytes:
-        return False, f"program is {size} bytes, over the {max_bytes}-byte limit"
+        return Outcome.REJECTED, f"program is {size} bytes, over the {max_bytes}-byte limit"
     try:
         ast.parse(program)
     except SyntaxError as exc:
-        return False, f"SyntaxError: {exc.msg} (line {exc.lineno})"
+        return Outcome.FAILED, f"SyntaxError: {exc.msg} (line {exc.lineno})"
     except (ValueError, RecursionError, MemoryError) as exc:
-        return False, f"does not parse: {type(exc).__name__}"
-    return True, ""
+        return Outcome.FAILED, f"does not parse: {type(exc).__name__}"
+    return Outcome.PASSED, ""

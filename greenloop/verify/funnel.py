@@ -52,7 +52,9 @@ class VerifyConfig:
 
 
 @dataclass
-class _Pending:
+class _InFlight:
+    """A candidate handed to the sandbox, with what is known of it so far."""
+
     candidate: Candidate
     plan: TaskPlan
     stages: list[StageResult]
@@ -96,14 +98,14 @@ class Verifier:
     def verify(self, candidates: list[Candidate]) -> Iterator[tuple[int, Verdict]]:
         """Yield (index, verdict) for every candidate, in completion order."""
         self.plan_for(candidates)
-        pending: list[_Pending] = []
+        pending: list[_InFlight] = []
         jobs: list[dict] = []
         for index, candidate in enumerate(candidates):
             verdict, job = self._prepare(candidate)
             if verdict is not None:
                 yield index, verdict
             else:
-                pending.append(_Pending(candidate, self.plans[candidate.task_id], job.pop("_stages")))
+                pending.append(_InFlight(candidate, self.plans[candidate.task_id], job.pop("_stages")))
                 job["_index"] = index
                 jobs.append(job)
         indices = [job.pop("_index") for job in jobs]
@@ -127,22 +129,21 @@ class Verifier:
         if extracted.program is None:
             return Verdict(Outcome.REJECTED, (extract,), 0, plan.tests_total, "no code"), None
         started = time.perf_counter()
-        ok, detail = static_check(extracted.program, self.config.max_code_bytes)
-        outcome = Outcome.PASSED if ok else (Outcome.REJECTED if "limit" in detail else Outcome.FAILED)
+        outcome, detail = static_check(extracted.program, self.config.max_code_bytes)
         static = StageResult("static", outcome, time.perf_counter() - started, detail)
-        if not ok:
-            return Verdict(outcome, (extract, static), 0, plan.tests_total, detail.split(":")[0]), None
-        job = {"code": extracted.program, "entry": task.entry_point, "limits": self._limits(plan),
+        if outcome is not Outcome.PASSED:
+            return Verdict(outcome, (extract, static), 0, plan.tests_total, f"static:{detail.split(':')[0]}"), None
+        job = {"code": extracted.program, "entry": task.entry_point, "limits": self._limits(),
                "calls": plan.wire_calls if plan.mode != "child" else [], "return_args": plan.mutates,
                "check": plan.check if plan.mode == "child" else None, "_stages": [extract, static]}
         return None, job
 
-    def _limits(self, plan: TaskPlan) -> dict:
+    def _limits(self) -> dict:
         limits = self.config.limits.to_dict()
         limits["cpu_s"] = self.config.limits.cpu_seconds
         return limits
 
-    def _smoke(self, pending: _Pending, lines: list[str]) -> bool:
+    def _smoke(self, pending: _InFlight, lines: list[str]) -> bool:
         started = time.perf_counter()
         frames = parse_frames(lines)
         if frames is None or pending.plan.mode == "child" or not frames[1:]:
@@ -151,7 +152,7 @@ class Verifier:
         pending.smoke_seconds = time.perf_counter() - started
         return pending.smoke.passed or pending.smoke.pending
 
-    def _verdict(self, pending: _Pending, result: dict) -> Verdict:
+    def _verdict(self, pending: _InFlight, result: dict) -> Verdict:
         return verdict_from_result(pending, result, self.replayer, self.config.all_tests, self.isolation)
 
 

@@ -136,8 +136,6 @@ def add_extra_inputs(plans: list[TaskPlan], count: int) -> int:
     added = 0
     for (_task, args, kwargs), plan, answer in zip(items, owners, run_trusted(_reference_answer, items, EXTRA_TIMEOUT_S)):
         if "v" in answer:
-            plan.calls.append((args, kwargs))
-            plan.expected.append(answer)
-            plan.__dict__.pop("_wire", None)
+            plan.add_extra_call(args, kwargs, answer)
             added += 1
     return added

@@ -51,9 +51,14 @@ class TaskPlan:
 
     @property
     def wire_calls(self) -> list:
-        if not hasattr(self, "_wire"):
+        """The calls as the child receives them, encoded once."""
+        if len(getattr(self, "_wire", ())) != len(self.calls):
             self._wire = [[codec.encode(list(a)), codec.encode(dict(k))] for a, k in self.calls]
         return self._wire
+
+    def add_extra_call(self, args: tuple, kwargs: dict, answer: dict) -> None:
+        self.calls.append((args, kwargs))
+        self.expected.append(answer)
 
     @property
     def tests_total(self) -> int:
