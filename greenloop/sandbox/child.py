@@ -16,7 +16,6 @@ import time
 
 from greenloop.sandbox import codec
 from greenloop.sandbox.isolation import drop_all_privileges, set_rlimits
-from greenloop.sandbox.seccomp import install_filter
 
 RESULT_FD = 3
 SAFE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
@@ -78,8 +77,7 @@ def receive_job() -> dict | None:
 def enter_job(job: dict, workdir: str, identity: tuple[int, int] | None, nproc: int) -> None:
     """Drop privileges and apply the job's limits. Runs before any candidate code."""
     limits = job["limits"]
-    drop_all_privileges(identity)
-    install_filter()
+    drop_all_privileges(identity)  # the seccomp filter comes from the zygote, installed once
     set_rlimits(cpu_s=limits["cpu_s"], memory_mb=limits["memory_mb"], nproc=nproc,
                 fsize_mb=limits["max_file_mb"], nofile=limits["max_open_files"])
     os.chdir(workdir)

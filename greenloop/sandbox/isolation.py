@@ -67,24 +67,33 @@ def make_tree_readonly(root: str = "/") -> None:
     check(0 if res == 0 else -1, "mount_setattr read-only")
 
 
-def drop_all_privileges(identity: tuple[int, int] | None) -> None:
-    """Become `identity` (uid, gid) if given, with no capabilities now or after any exec
-    and no way to gain any (set-uid binaries, file capabilities, uid 0 in a user
-    namespace, whose mounts a capable candidate could otherwise undo)."""
+def limit_future_privileges() -> None:
+    """For the zygote, once: whatever its children do, they can never gain a capability
+    (empty bounding set, root's exec privileges off, both locked). The zygote keeps the
+    capabilities it holds now; its children give them up in `drop_all_privileges`."""
     try:
-        last = int(open("/proc/sys/kernel/cap_last_cap").read())
+        with open("/proc/sys/kernel/cap_last_cap") as fh:
+            last = int(fh.read())
     except (OSError, ValueError):
         last = 63
-    for cap in range(last + 1):  # while still privileged: empty the bounding set
+    for cap in range(last + 1):
         _libc.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0)  # fails harmlessly without CAP_SETPCAP
     _libc.prctl(PR_SET_SECUREBITS, ctypes.c_ulong(SECURE_NOROOT_AND_LOCKS), 0, 0, 0)
+
+
+_CAP_HEADER = ctypes.create_string_buffer(struct.pack("Ii", CAPABILITY_VERSION_3, 0))
+_CAP_NONE = ctypes.create_string_buffer(bytes(24))  # effective, permitted, inheritable: all empty, twice
+
+
+def drop_all_privileges(identity: tuple[int, int] | None) -> None:
+    """Become `identity` (uid, gid) if given, holding no capability and unable to gain
+    one (set-uid binaries, file capabilities, uid 0 in a user namespace, whose mounts a
+    capable candidate could otherwise undo)."""
     if identity is not None:
         os.setgroups([])
         os.setgid(identity[1])
         os.setuid(identity[0])
-    header = ctypes.create_string_buffer(struct.pack("Ii", CAPABILITY_VERSION_3, 0))
-    data = ctypes.create_string_buffer(bytes(24))  # effective, permitted, inheritable: all empty, twice
-    check(_libc.capset(header, data), "capset")
+    check(_libc.capset(_CAP_HEADER, _CAP_NONE), "capset")
     prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 
@@ -247,10 +256,14 @@ def remove_ipc_objects(creator_uid: int | None, everything: bool) -> int:
     removed = 0
     for kind, (id_col, uid_col, remover) in _IPC_TABLES.items():
         try:
-            with open(f"/proc/sysvipc/{kind}") as fh:
-                rows = [line.split() for line in fh.readlines()[1:]]
+            fd = os.open(f"/proc/sysvipc/{kind}", os.O_RDONLY)
+            try:
+                text = os.read(fd, 1 << 20).decode()
+            finally:
+                os.close(fd)
         except OSError:
             continue
+        rows = [line.split() for line in text.splitlines()[1:]]
         for row in rows:
             if everything or int(row[uid_col]) == creator_uid:
                 ident = int(row[id_col])

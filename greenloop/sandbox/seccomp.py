@@ -64,12 +64,13 @@ def seccomp_supported() -> bool:
 
 
 def install_filter() -> bool:
-    """Install the filter on this process (it needs no_new_privs set). False where the
+    """Install the filter on this process and so on every process it forks from now on
+    (the zygote does this once; it needs CAP_SYS_ADMIN or no_new_privs). False where the
     architecture is not known."""
     program = build_filter(platform.machine())
     if program is None:
         return False
     filters = ctypes.create_string_buffer(program)
-    fprog = struct.pack("HxxxxxxP", len(program) // 8, ctypes.addressof(filters))
-    check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.c_char_p(fprog), 0, 0), "seccomp")
+    fprog = ctypes.create_string_buffer(struct.pack("HxxxxxxP", len(program) // 8, ctypes.addressof(filters)))
+    check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, fprog, 0, 0), "seccomp")
     return True

@@ -23,10 +23,11 @@ import time
 from greenloop.sandbox import wire
 from greenloop.sandbox.cgroups import WorkerCgroups
 from greenloop.sandbox.cleanup import remove_tree
-from greenloop.sandbox.isolation import (PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, IsolationReport,
-                                         enter_namespaces, in_user_namespace, prctl, readonly_host_tree)
+from greenloop.sandbox.isolation import (PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG, IsolationReport,
+                                         enter_namespaces, in_user_namespace, limit_future_privileges, prctl,
+                                         readonly_host_tree)
 from greenloop.sandbox.rootfs import build_root
-from greenloop.sandbox.seccomp import seccomp_supported
+from greenloop.sandbox.seccomp import install_filter, seccomp_supported
 from greenloop.sandbox.zygote import Zygote, receive, send
 
 # What HumanEval- and MBPP-style solutions import most. Each module here makes every fork
@@ -279,6 +280,11 @@ def _zygote_main(sock: socket.socket, report: IsolationReport, config: dict) -> 
             readonly_host_tree(report, config["scratch"], config.get("hidden", []))
     else:
         prctl(PR_SET_CHILD_SUBREAPER, 1)
+    # Once, here, rather than in every child: inherited by all of them.
+    limit_future_privileges()
+    if report.seccomp:
+        prctl(PR_SET_NO_NEW_PRIVS, 1)
+        report.seccomp = install_filter()
     gc.collect()
     gc.freeze()  # fewer pages copied on each fork
     Zygote(sock, report).serve()
