@@ -9,6 +9,8 @@ no root), the report says so and the rlimits remain the only bound.
 from __future__ import annotations
 
 import os
+import signal
+import time
 
 SERVER_HEADROOM_MB = 256  # the fork server itself lives in the same group
 
@@ -117,12 +119,34 @@ class WorkerCgroups:
                     total += int(value)
         return total
 
-    def remove(self) -> None:
+    def remove(self, wait_s: float = 5.0) -> None:
+        """Kill whatever is still in the groups (a zygote or candidate still dying after
+        its server), then remove them, waiting a bounded time for the kernel to let go."""
+        deadline = time.monotonic() + wait_s
         for path in self.dirs:
-            try:
-                os.rmdir(path)
-            except OSError:
-                pass
+            while True:
+                for pid in self._members(path):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                try:
+                    os.rmdir(path)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.01)
+
+    @staticmethod
+    def _members(path: str) -> list[int]:
+        try:
+            with open(os.path.join(path, "cgroup.procs")) as fh:
+                return [int(line) for line in fh if line.strip()]
+        except (OSError, ValueError):
+            return []
 
     def to_config(self) -> dict:
         return {"dirs": self.dirs, "oom_files": self.oom_files, "kind": self.kind}

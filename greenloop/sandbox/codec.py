@@ -86,7 +86,10 @@ def decode(wire: Any, depth: int = 0) -> Any:
         if tag == "c":
             if len(body) != 2 or any(type(x) not in (int, float) for x in body):
                 raise CodecError("complex needs [real, imag]")
-            return complex(body[0], body[1])
+            try:
+                return complex(body[0], body[1])
+            except (OverflowError, ValueError) as exc:
+                raise CodecError(f"bad complex: {exc}") from None
         if tag == "t":
             return tuple(decode(v, depth + 1) for v in body)
         try:

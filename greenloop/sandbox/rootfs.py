@@ -2,8 +2,8 @@
 needs, instead of the host's tree with holes punched in it.
 
 Inside the fork server's mount namespace, a tmpfs becomes the new root. Into it go, read
-only: the system directories (/usr, /bin, /lib*, /sbin, /etc), /dev, and the interpreter's
-own prefixes and site-packages. Nothing else of the host exists there: no home
+only: the system directories (/usr, /bin, /lib*, /sbin, /etc), a /dev of null, zero,
+full, random and urandom only, and the interpreter's own prefixes and site-packages. Nothing else of the host exists there: no home
 directories, no /tmp or /run (so no host unix sockets), no project checkouts or dataset
 copies, wherever they lie. Task data inside what is bound (a dataset shipped in
 site-packages) is covered as well. After pivot_root the old root is detached; only the
@@ -19,7 +19,8 @@ from greenloop.sandbox.isolation import (MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXE
                                          MS_REC, IsolationReport, _libc, check, hide_path, interpreter_paths,
                                          make_tree_readonly, mount)
 
-SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/dev")
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+DEVICES = ("null", "zero", "full", "random", "urandom")  # all of /dev a candidate gets
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 
 
@@ -42,6 +43,20 @@ def _bind_into(root: str, path: str, bound: list[str]) -> None:
     bound.append(path)
 
 
+def _minimal_dev(root: str) -> None:
+    """A /dev with only the harmless character devices, not the host's disks, kvm or fuse."""
+    dev = os.path.join(root, "dev")
+    os.makedirs(dev, mode=0o755, exist_ok=True)
+    for name in DEVICES:
+        source = os.path.join("/dev", name)
+        if os.path.exists(source):
+            open(os.path.join(dev, name), "w").close()
+            mount(source, os.path.join(dev, name), None, MS_BIND)
+    os.symlink("/proc/self/fd", os.path.join(dev, "fd"))
+    for number, name in enumerate(("stdin", "stdout", "stderr")):
+        os.symlink(f"/proc/self/fd/{number}", os.path.join(dev, name))
+
+
 def pivot_root(new_root: str, put_old: str) -> None:
     number = SYS_PIVOT_ROOT.get(platform.machine())
     if number is None:
@@ -59,6 +74,7 @@ def build_root(report: IsolationReport, scratch: str, hidden: list[str]) -> None
     bound: list[str] = []
     for path in (*SYSTEM_DIRS, *interpreter_paths()):
         _bind_into(root, path, bound)
+    _minimal_dev(root)
     for path in hidden:
         real = os.path.realpath(path)
         hide_path(path, root + real, report)

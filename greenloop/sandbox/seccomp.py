@@ -1,7 +1,8 @@
 """A seccomp filter that takes from candidates the system calls no test needs and
 attackers like: kernel keyrings (state that outlives a process and crosses uids), POSIX
-message queues, tracing and reading other processes, namespaces and mounts, kernel
-modules, BPF, perf, userfaultfd and io_uring. They fail with EPERM (clone3 with ENOSYS,
+message queues, tracing and reading other processes, namespaces (unshare, setns, and
+clone asking for a new one) and mounts (old and new mount API), kernel modules, BPF,
+perf, userfaultfd, io_uring and vsock sockets. They fail with EPERM (clone3 with ENOSYS,
 so the C library falls back to plain clone for threads). Other architectures and the
 x32 ABI are handled: unknown architecture, no filter (the report says so); x32 calls,
 refused.
@@ -29,8 +30,14 @@ BLOCKED = {
     "umount2": (166, 39), "pivot_root": (155, 41), "chroot": (161, 51),
     "open_by_handle_at": (304, 265), "name_to_handle_at": (303, 264), "kexec_load": (246, 104),
     "init_module": (175, 105), "finit_module": (313, 273), "delete_module": (176, 106),
-    "io_uring_setup": (425, 425),
+    "io_uring_setup": (425, 425), "open_tree": (428, 428), "move_mount": (429, 429),
+    "fsopen": (430, 430), "fsconfig": (431, 431), "fsmount": (432, 432), "fspick": (433, 433),
+    "mount_setattr": (442, 442),
 }
+CLONE = (56, 220)  # refused when its flags ask for a new namespace
+SOCKET = (41, 198)  # refused for AF_VSOCK, which no network namespace covers
+CLONE_NEW_ANY = 0x7E020080  # NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWTIME
+AF_VSOCK = 40
 CLONE3 = 435  # the same number on both
 ARCHES = {"x86_64": (0, 0xC000003E), "aarch64": (1, 0xC00000B7)}
 
@@ -53,6 +60,19 @@ def build_filter(machine: str) -> bytes | None:
     if machine == "x86_64":
         program += [_statement(jump_ge, X32_BIT, jf=1), _statement(ret, RET_ERRNO | EPERM)]
     program += [_statement(jump_eq, CLONE3, jf=1), _statement(ret, RET_ERRNO | ENOSYS)]
+    jump_set, load_arg0 = 0x45, 16  # seccomp_data.args[0], low word (little-endian)
+    program += [
+        _statement(jump_eq, CLONE[column], jf=4),
+        _statement(load_word, load_arg0),
+        _statement(jump_set, CLONE_NEW_ANY, jf=1),
+        _statement(ret, RET_ERRNO | EPERM),
+        _statement(ret, RET_ALLOW),
+        _statement(jump_eq, SOCKET[column], jf=4),
+        _statement(load_word, load_arg0),
+        _statement(jump_eq, AF_VSOCK, jf=1),
+        _statement(ret, RET_ERRNO | EPERM),
+        _statement(ret, RET_ALLOW),
+    ]
     for numbers in BLOCKED.values():
         program += [_statement(jump_eq, numbers[column], jf=1), _statement(ret, RET_ERRNO | EPERM)]
     program.append(_statement(ret, RET_ALLOW))

@@ -83,18 +83,23 @@ class ForkServer:
         """Have the zygote fork the child for the next job ahead of time; it waits for the
         job on a pipe. Asked only after the previous candidate's processes are all gone."""
         self.spares += 1
-        while True:
+        while True:  # names a candidate that could write here may have taken are skipped
             workdir = os.path.join(self.work_root, f"w{self.spares}")
             try:
                 os.mkdir(workdir, 0o700)
+            except FileExistsError:
+                self.spares += 1
+                continue
+            try:
+                log_fd = os.open(workdir + ".log", os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
                 break
-            except FileExistsError:  # left by a candidate that could write here
+            except FileExistsError:
+                os.rmdir(workdir)
                 self.spares += 1
         identity = self._identity()
         if identity:
             os.chown(workdir, *identity)
         log_path = workdir + ".log"
-        log_fd = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         result_r, result_w = os.pipe()
         job_r, job_w = os.pipe()
         # With its own uid a candidate's process count starts at zero; sharing the user's

@@ -19,11 +19,12 @@ from greenloop.tasks import TaskSet
 from greenloop.types import Candidate, Outcome, StageResult, Verdict
 from greenloop.verify.extract import extract_program, static_check
 from greenloop.verify.inputs import add_extra_inputs
-from greenloop.verify.judge import Judgement, Replayer, judge
+from greenloop.verify.judge import Judgement, Replayer, judge, time_guard
 from greenloop.verify.outcome import parse_frames, verdict_from_result
 from greenloop.verify.record import TaskPlan, build_plans, cache_dir
 
 STAGES = ("extract", "static", "compile", "smoke", "tests")
+JUDGE_TIMEOUT_S = 10.0  # the verifier's own time to judge one candidate's outputs
 
 
 @dataclass(frozen=True)
@@ -148,12 +149,25 @@ class Verifier:
         frames = parse_frames(lines)
         if frames is None or pending.plan.mode == "child" or not frames[1:]:
             return True
-        pending.smoke = judge(pending.plan, frames[1:2], self.replayer, partial=True)
+        try:
+            with time_guard(JUDGE_TIMEOUT_S):
+                pending.smoke = judge(pending.plan, frames[1:2], self.replayer, partial=True)
+        except Exception:  # the final verdict judges (and names) the problem
+            return True
         pending.smoke_seconds = time.perf_counter() - started
         return pending.smoke.passed or pending.smoke.pending
 
     def _verdict(self, pending: _InFlight, result: dict) -> Verdict:
-        return verdict_from_result(pending, result, self.replayer, self.config.all_tests, self.isolation)
+        """Judged under a time limit; whatever the candidate's outputs make the judging
+        do (take too long, raise), it costs that candidate its verdict, not the batch."""
+        try:
+            with time_guard(JUDGE_TIMEOUT_S):
+                return verdict_from_result(pending, result, self.replayer, self.config.all_tests, self.isolation)
+        except Exception as exc:
+            detail = f"its outputs could not be judged: {type(exc).__name__}: {str(exc)[:150]}"
+            stage = StageResult("tests", Outcome.FAILED, float(result.get("seconds", 0.0)), detail)
+            return Verdict(Outcome.FAILED, (*pending.stages, stage), 0, pending.plan.tests_total,
+                           "tests:unjudgeable", {"isolation": self.isolation.get("level", "?"), "judge": "parent"})
 
 
 def verify_candidates(tasks: TaskSet, candidates: list[Candidate], config: VerifyConfig = VerifyConfig()) -> list[Verdict]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from greenloop.sandbox import codec
-from greenloop.verify.record import TaskPlan, trusted_namespace
+from greenloop.verify.record import TaskPlan, reference_code, trusted_namespace
 
 REPLAY_TIMEOUT_S = 10.0
 
@@ -162,7 +162,7 @@ def _apply_changes(args: tuple, kwargs: dict, after) -> None:
 
 
 @contextlib.contextmanager
-def _time_guard(seconds: float):
+def time_guard(seconds: float):
     """Bound a replay: trusted code, but fed untrusted values (a huge number, say)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -185,21 +185,23 @@ def _time_guard(seconds: float):
 
 
 class Replayer:
-    """Replays a task's check program; keeps the trusted namespace between candidates."""
+    """Replays a task's check program, each time in a fresh namespace built from the
+    reference (compiled once): one candidate's outputs never change what the next one
+    is judged against."""
 
     def __init__(self):
-        self._namespaces: dict[str, dict] = {}
+        self._reference: dict[str, object] = {}
         self._code: dict[str, object] = {}
 
     def namespace(self, plan: TaskPlan) -> dict:
         key = plan.task.task_id
-        if key not in self._namespaces:
-            self._namespaces[key] = trusted_namespace(plan.task)
-        return self._namespaces[key]
+        if key not in self._reference:
+            self._reference[key] = reference_code(plan.task)
+        return trusted_namespace(plan.task, self._reference[key])
 
     def replay(self, plan: TaskPlan, frames: list[dict], substitute: int | None = None) -> Judgement:
         stub = _Stub(plan, frames, substitute)
-        scope = dict(self.namespace(plan))
+        scope = self.namespace(plan)
         scope[plan.task.entry_point] = stub
         done = lambda: max(0, stub.index - 1 - plan.n_direct)  # noqa: E731 calls before the failing one
         code = self._code.get(plan.task.task_id)
@@ -208,7 +210,7 @@ class Replayer:
         caller_random = random.getstate()
         random.seed(0)  # as when the calls were recorded
         try:
-            with _time_guard(REPLAY_TIMEOUT_S):
+            with time_guard(REPLAY_TIMEOUT_S):
                 exec(code, scope)
         except _Pending:
             return Judgement(False, stub.index - 1 - plan.n_direct, pending=True)

@@ -99,12 +99,18 @@ class Recorder:
                 answer["after"] = after
 
 
-def trusted_namespace(task: Task) -> dict:
-    """The reference's globals: what the check program sees besides the entry point."""
-    namespace: dict = {"__name__": "__main__"}
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+def reference_code(task: Task):
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # benchmark code has old escape sequences and such
-        exec(compile(task.reference or task.context, f"<reference {task.task_id}>", "exec"), namespace)
+        return compile(task.reference or task.context, f"<reference {task.task_id}>", "exec")
+
+
+def trusted_namespace(task: Task, code=None) -> dict:
+    """The reference's globals: what the check program sees besides the entry point.
+    Built fresh each time it is asked for: nothing one replay changes reaches the next."""
+    namespace: dict = {"__name__": "__main__"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(code or reference_code(task), namespace)
     return namespace
 
 
