@@ -37,9 +37,13 @@ a kernel with pivot_root and, for the read-only root, mount_setattr: 5.12 or lat
   A server that dies anyway costs only its current candidate (reported as that
   candidate's failure) and is replaced.
 - System calls: a seccomp filter refuses kernel keyrings, POSIX message queues, ptrace
-  and process_vm_*, namespaces and mounts, kernel modules, BPF, perf, userfaultfd and
-  io_uring (x86_64 and aarch64; elsewhere the report says there is no filter). It
-  applies at the "rlimits" level too.
+  and process_vm_*, namespaces (unshare, setns, clone with namespace flags) and mounts
+  (old and new mount API), kernel modules, BPF, perf, userfaultfd, io_uring and vsock
+  sockets (x86_64 and aarch64; elsewhere the report says there is no filter). It applies
+  at the "rlimits" level too. /dev holds only null, zero, full, random and urandom.
+- The verifier itself: outputs are decoded and judged under a time limit; whatever a
+  candidate's outputs make judging do (overflow, take quadratic time, raise) fails that
+  candidate and no other.
 - Identity: as root, each candidate runs as a uid of its own (1,000,000 + server pid x
   1000 + a counter) with no supplementary groups, so per-user limits and kernel keyrings
   are its own too. In every case it holds no capability and cannot gain one (empty
