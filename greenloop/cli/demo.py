@@ -51,7 +51,7 @@ def run_demo(args) -> int:
     print(f"wrote {len(rows)} samples ({len(rows) // 3} tasks x canonical, mutant, stub) to {samples}")
     eval_args = argparse.Namespace(
         tasks="humaneval", samples=samples, out=os.path.join(args.out_dir, "results.jsonl"), k="1,2,3",
-        workers=args.workers, timeout_s=None, memory_mb=None, all_tests=None, extra_inputs=None, smoke=None, isolation=None,
+        workers=args.workers, timeout_s=None, memory_mb=None, all_tests=None, extra_inputs=None, perf=None, perf_max_ratio=None, smoke=None, isolation=None,
         config=None, set=[], strict=False, resume=False, json=False, quiet=False)
     status = run_eval(eval_args)
     print(f"results: {eval_args.out}")

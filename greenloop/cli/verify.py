@@ -24,6 +24,8 @@ def _common(p) -> None:
     p.add_argument("--memory-mb", type=int, help="address-space limit per candidate (default 2048)")
     p.add_argument("--all-tests", action="store_true", default=None, help="run every test for partial credit instead of stopping at the first failure")
     p.add_argument("--extra-inputs", type=int, metavar="N", help="add N test inputs per task by type-aware mutation, expected values from the reference")
+    p.add_argument("--perf", action="store_true", default=None, help="add a perf stage: each passing candidate's CPU time against the reference's")
+    p.add_argument("--perf-max-ratio", type=float, metavar="R", help="with --perf: fail candidates that use more than R times the reference's CPU time")
     p.add_argument("--no-smoke", dest="smoke", action="store_false", default=None, help="do not stop wrong candidates after their first output")
     p.add_argument("--isolation", choices=["auto", "none"], help="auto: strongest the kernel allows (default); none: rlimits only")
     p.add_argument("--config", help="YAML file of VerifyConfig fields")
@@ -51,7 +53,8 @@ def add_commands(commands) -> None:
 
 def _config(args) -> VerifyConfig:
     return load_config(VerifyConfig, args.config, args.set, workers=args.workers, timeout_s=args.timeout_s,
-                       memory_mb=args.memory_mb, all_tests=args.all_tests, extra_inputs=args.extra_inputs, smoke=args.smoke, isolation=args.isolation)
+                       memory_mb=args.memory_mb, all_tests=args.all_tests, extra_inputs=args.extra_inputs,
+                       perf=args.perf, perf_max_ratio=args.perf_max_ratio, smoke=args.smoke, isolation=args.isolation)
 
 
 def _run(args, out: str) -> tuple[dict, list]:

@@ -135,7 +135,9 @@ class ForkServer:
         os.close(spare.log_fd)
         os.unlink(spare.log_path)
         remove_tree(spare.workdir)
-        return {"op": "done", "id": job["id"], "lines": lines, "status": status, "exit": (reply or {}).get("killed"),
+        reply = reply or {}
+        return {"op": "done", "id": job["id"], "lines": lines, "status": status, "exit": reply.get("killed"),
+                "cpu_s": reply.get("cpu_s"),
                 "seconds": seconds, "log": log, "oom": self.cgroups.oom_kills() > oom_before}
 
     def _watch(self, job: dict, pidfd: int, read_fd: int, started: float) -> tuple[list[str], str]:

@@ -39,6 +39,7 @@ class Zygote:
         self.report = report
         self.child: int | None = None
         self.child_uid: int | None = None
+        self.child_cpu: float | None = None
 
     def serve(self) -> None:
         send(self.sock, {"ready": self.report.to_dict()})
@@ -54,7 +55,7 @@ class Zygote:
             elif "kill" in message:
                 status = self.kill_tree()
                 remove_ipc_objects(self.child_uid, everything=self.report.level == "namespaces")
-                send(self.sock, {"killed": status})
+                send(self.sock, {"killed": status, "cpu_s": self.child_cpu})
 
     def spawn(self, spec: dict, fds: list[int]) -> None:
         result_w, log_fd, job_r = fds
@@ -82,7 +83,7 @@ class Zygote:
         Returns only when none of them is left (or after KILL_WAIT_S, for a process stuck
         in the kernel), however fast they fork and however slowly they die."""
         pid, status = self.child, None
-        self.child = None
+        self.child, self.child_cpu = None, None
         deadline = time.monotonic() + KILL_WAIT_S
         for attempt in itertools.count():
             if self.report.pid_namespace:
@@ -95,14 +96,15 @@ class Zygote:
             reaped_any = False
             while True:
                 try:
-                    reaped, wstatus = os.waitpid(-1, os.WNOHANG)
+                    reaped, wstatus, usage = os.wait4(-1, os.WNOHANG)
                 except ChildProcessError:
                     return status
                 if reaped == 0:
                     break
                 reaped_any = True
-                if reaped == pid:
+                if reaped == pid:  # its CPU time, as the kernel counted it (and its reaped children's)
                     status = os.waitstatus_to_exitcode(wstatus)
+                    self.child_cpu = usage.ru_utime + usage.ru_stime
             if time.monotonic() > deadline:
                 return status
             if not reaped_any:

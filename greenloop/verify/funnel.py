@@ -9,8 +9,9 @@ outcome and seconds go into the verdict, so a run can report what pruning saved.
 from __future__ import annotations
 
 import os
+import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Iterator
 
 from greenloop.sandbox import WorkerPool
@@ -23,7 +24,8 @@ from greenloop.verify.judge import Judgement, Replayer, judge, time_guard
 from greenloop.verify.outcome import parse_frames, verdict_from_result
 from greenloop.verify.record import TaskPlan, build_plans, cache_dir
 
-STAGES = ("extract", "static", "compile", "smoke", "tests")
+STAGES = ("extract", "static", "compile", "smoke", "tests", "perf")
+PERF_REPEATS = 3  # reference runs per task; the median is the anchor
 JUDGE_TIMEOUT_S = 10.0  # the verifier's own time to judge one candidate's outputs
 
 
@@ -37,8 +39,12 @@ class VerifyConfig:
     isolation: str = "auto"  # "auto": the strongest the kernel allows; "none": rlimits only
     max_code_bytes: int = 100_000
     extra_inputs: int = 0  # extra test inputs per task by type-aware mutation, judged against the reference
+    perf: bool = False  # a perf stage: a passing candidate's CPU time against the reference's
+    perf_max_ratio: float | None = None  # with perf: fail candidates slower than this many times the reference
 
     def __post_init__(self):
+        if self.perf_max_ratio is not None and (self.perf_max_ratio <= 0 or not self.perf):
+            raise ValueError("VerifyConfig.perf_max_ratio needs perf=True and a value > 0")
         if self.extra_inputs < 0:
             raise ValueError(f"VerifyConfig.extra_inputs must be >= 0, got {self.extra_inputs}")
         if self.workers is not None and self.workers < 1:
@@ -94,7 +100,23 @@ class Verifier:
         new = build_plans([self.tasks.tasks[t] for t in sorted(needed)])
         if self.config.extra_inputs:
             add_extra_inputs(list(new.values()), self.config.extra_inputs)
+        if self.config.perf:
+            self._measure_references(list(new.values()))
         self.plans.update(new)
+
+    def _measure_references(self, plans: list[TaskPlan]) -> None:
+        """Each reference's CPU time on the task's calls, in the sandbox like a candidate
+        (the same start-up cost on both sides of the ratio); median of PERF_REPEATS."""
+        timed = [p for p in plans if p.mode in ("expected", "replay") and p.task.reference]
+        jobs = [{"code": p.task.reference, "entry": p.task.entry_point, "calls": p.wire_calls, "check": None,
+                 "return_args": p.mutates, "limits": self._limits()} for p in timed for _ in range(PERF_REPEATS)]
+        seconds: dict[int, list[float]] = {}
+        for index, result in self.pool.run(jobs):
+            if result.get("cpu_s") is not None and result["status"] == "exited":
+                seconds.setdefault(index // PERF_REPEATS, []).append(result["cpu_s"])
+        for i, plan in enumerate(timed):
+            if seconds.get(i):
+                plan.reference_cpu_s = statistics.median(seconds[i])
 
     def verify(self, candidates: list[Candidate]) -> Iterator[tuple[int, Verdict]]:
         """Yield (index, verdict) for every candidate, in completion order."""
@@ -162,12 +184,27 @@ class Verifier:
         do (take too long, raise), it costs that candidate its verdict, not the batch."""
         try:
             with time_guard(JUDGE_TIMEOUT_S):
-                return verdict_from_result(pending, result, self.replayer, self.config.all_tests, self.isolation)
+                verdict = verdict_from_result(pending, result, self.replayer, self.config.all_tests, self.isolation)
+            return self._perf(verdict, pending.plan, result.get("cpu_s")) if self.config.perf else verdict
         except Exception as exc:
             detail = f"its outputs could not be judged: {type(exc).__name__}: {str(exc)[:150]}"
             stage = StageResult("tests", Outcome.FAILED, float(result.get("seconds", 0.0)), detail)
             return Verdict(Outcome.FAILED, (*pending.stages, stage), 0, pending.plan.tests_total,
                            "tests:unjudgeable", {"isolation": self.isolation.get("level", "?"), "judge": "parent"})
+
+
+    def _perf(self, verdict: Verdict, plan: TaskPlan, cpu_s: float | None) -> Verdict:
+        """The optional last stage: CPU seconds of the candidate's process against the
+        reference's (both include the same start-up, so small differences are noise)."""
+        if not verdict.passed or cpu_s is None or not plan.reference_cpu_s:
+            return verdict
+        ratio = cpu_s / plan.reference_cpu_s
+        slow = self.config.perf_max_ratio is not None and ratio > self.config.perf_max_ratio
+        detail = f"{ratio:.2f}x the reference's CPU time ({cpu_s * 1000:.1f} ms vs {plan.reference_cpu_s * 1000:.1f} ms)"
+        stage = StageResult("perf", Outcome.FAILED if slow else Outcome.PASSED, cpu_s, detail)
+        if slow:
+            return replace(verdict, outcome=Outcome.FAILED, stages=(*verdict.stages, stage), error_signature="perf:slow")
+        return replace(verdict, stages=(*verdict.stages, stage))
 
 
 def verify_candidates(tasks: TaskSet, candidates: list[Candidate], config: VerifyConfig = VerifyConfig()) -> list[Verdict]:

@@ -44,6 +44,7 @@ class TaskPlan:
     n_direct: int = 0  # calls before this index are judged by value
     n_checked: int = 0  # then this many calls recorded from the check program; extra inputs follow
     mutates: bool = False  # the reference changes its arguments: the child returns them too
+    reference_cpu_s: float | None = None  # measured in the sandbox, for the perf stage
 
     @property
     def check_end(self) -> int:

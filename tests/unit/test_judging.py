@@ -191,3 +191,18 @@ def test_whole_function_answers_keep_the_prompts_helpers():
                                         VerifyConfig(workers=1))
     assert plain.passed, plain.detail
     assert in_fence.passed, in_fence.detail
+
+
+def test_perf_stage_compares_cpu_time_with_the_reference():
+    task = Task("t/total", "jsonl", "", "total", prompt_is_code=False, tests=(TestCase(args=(1,)),),
+                reference="def total(n):\n    return sum(i * i for i in range(n))\n")
+    # the same answers; one is as fast as the reference, one burns CPU before answering
+    fast_code = "def total(n):\n    return 0 if n < 2 else sum(i * i for i in range(n))\n"
+    slow_code = "def total(n):\n    sum(range(3 * 10 ** 6))\n    return sum(i * i for i in range(n))\n"
+    tasks = TaskSet({task.task_id: task}, [])
+    config = VerifyConfig(workers=1, timeout_s=10, perf=True, perf_max_ratio=3.0)
+    fast, slow = verify_candidates(tasks, [Candidate("t/total", fast_code), Candidate("t/total", slow_code)], config)
+    assert fast.passed and fast.stages[-1].stage == "perf" and "the reference's CPU time" in fast.detail
+    assert slow.outcome is Outcome.FAILED and slow.stage == "perf" and slow.error_signature == "perf:slow"
+    with pytest.raises(ValueError, match="perf_max_ratio needs perf=True"):
+        VerifyConfig(perf_max_ratio=2.0)
