@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import os
+import warnings
 
 from greenloop.io import DataError, Record, read_jsonl, require
 from greenloop.types import Task, TestCase
@@ -27,7 +28,10 @@ def split_of(number: int) -> str:
 
 def entry_point_of(tests: list[str], reference: str) -> str:
     """The function the asserts call that the reference defines (MBPP names none)."""
-    defined = {n.name for n in ast.walk(ast.parse(reference)) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    with warnings.catch_warnings():  # MBPP's code has old-style escape sequences
+        warnings.simplefilter("ignore")
+        tree = ast.parse(reference)
+    defined = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
     for test in tests:
         for node in ast.walk(ast.parse(test)):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in defined:

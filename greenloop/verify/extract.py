@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from dataclasses import dataclass
 
 from greenloop.types import Outcome, Task
@@ -65,7 +66,9 @@ def static_check(program: str, max_bytes: int) -> tuple[Outcome, str]:
     if size > max_bytes:
         return Outcome.REJECTED, f"program is {size} bytes, over the {max_bytes}-byte limit"
     try:
-        ast.parse(program)
+        with warnings.catch_warnings():  # a candidate's odd escapes are not the user's concern
+            warnings.simplefilter("ignore")
+            ast.parse(program)
     except SyntaxError as exc:
         return Outcome.FAILED, f"SyntaxError: {exc.msg} (line {exc.lineno})"
     except (ValueError, RecursionError, MemoryError) as exc:
