@@ -20,7 +20,8 @@ from greenloop.tasks import TaskSet
 from greenloop.types import Candidate, Outcome, StageResult, Verdict
 from greenloop.verify.extract import extract_program, static_check
 from greenloop.verify.inputs import add_extra_inputs
-from greenloop.verify.judge import Judgement, Replayer, judge, time_guard
+from greenloop.verify.deadline import time_guard
+from greenloop.verify.judge import Judgement, Replayer, judge
 from greenloop.verify.outcome import parse_frames, verdict_from_result
 from greenloop.verify.record import TaskPlan, build_plans, cache_dir
 
@@ -62,7 +63,6 @@ class VerifyConfig:
 class _InFlight:
     """A candidate handed to the sandbox, with what is known of it so far."""
 
-    candidate: Candidate
     plan: TaskPlan
     stages: list[StageResult]
     smoke: Judgement | None = None
@@ -108,8 +108,7 @@ class Verifier:
         """Each reference's CPU time on the task's calls, in the sandbox like a candidate
         (the same start-up cost on both sides of the ratio); median of PERF_REPEATS."""
         timed = [p for p in plans if p.mode in ("expected", "replay") and p.task.reference]
-        jobs = [{"code": p.task.reference, "entry": p.task.entry_point, "calls": p.wire_calls, "check": None,
-                 "return_args": p.mutates, "limits": self._limits()} for p in timed for _ in range(PERF_REPEATS)]
+        jobs = [self._job(p, p.task.reference) for p in timed for _ in range(PERF_REPEATS)]
         seconds: dict[int, list[float]] = {}
         for index, result in self.pool.run(jobs):
             if result.get("cpu_s") is not None and result["status"] == "exited":
@@ -123,48 +122,50 @@ class Verifier:
         self.plan_for(candidates)
         pending: list[_InFlight] = []
         jobs: list[dict] = []
+        indices: list[int] = []
         for index, candidate in enumerate(candidates):
-            verdict, job = self._prepare(candidate)
+            verdict, program, stages = self._prepare(candidate)
             if verdict is not None:
                 yield index, verdict
-            else:
-                pending.append(_InFlight(candidate, self.plans[candidate.task_id], job.pop("_stages")))
-                job["_index"] = index
-                jobs.append(job)
-        indices = [job.pop("_index") for job in jobs]
+                continue
+            plan = self.plans[candidate.task_id]
+            pending.append(_InFlight(plan, stages))
+            jobs.append(self._job(plan, program))
+            indices.append(index)
         on_partial = (lambda i, lines: self._smoke(pending[i], lines)) if self.config.smoke else None
         for i, result in self.pool.run(jobs, on_partial):
             yield indices[i], self._verdict(pending[i], result)
 
-    def _prepare(self, candidate: Candidate) -> tuple[Verdict | None, dict | None]:
+    def _prepare(self, candidate: Candidate) -> tuple[Verdict | None, str | None, list[StageResult]]:
+        """The cheap stages. Returns a verdict if they end it, else the program to run."""
         task = self.tasks.tasks.get(candidate.task_id)
         if task is None:
             stage = StageResult("extract", Outcome.REJECTED, 0.0, f"unknown task_id {candidate.task_id!r}")
-            return Verdict(Outcome.REJECTED, (stage,), error_signature="unknown task"), None
+            return Verdict(Outcome.REJECTED, (stage,), error_signature="unknown task"), None, []
         plan = self.plans[task.task_id]
         if plan.mode == "broken":
             stage = StageResult("tests", Outcome.INFRA_ERROR, 0.0, f"the task cannot be judged: {plan.note}")
-            return Verdict(Outcome.INFRA_ERROR, (stage,), error_signature="task cannot be judged"), None
+            return Verdict(Outcome.INFRA_ERROR, (stage,), error_signature="task cannot be judged"), None, []
         started = time.perf_counter()
         extracted = extract_program(task, candidate.completion)
         extract = StageResult("extract", Outcome.PASSED if extracted.program else Outcome.REJECTED,
                               time.perf_counter() - started, extracted.how)
         if extracted.program is None:
-            return Verdict(Outcome.REJECTED, (extract,), 0, plan.tests_total, "no code"), None
+            return Verdict(Outcome.REJECTED, (extract,), 0, plan.tests_total, "no code"), None, []
         started = time.perf_counter()
         outcome, detail = static_check(extracted.program, self.config.max_code_bytes)
         static = StageResult("static", outcome, time.perf_counter() - started, detail)
         if outcome is not Outcome.PASSED:
-            return Verdict(outcome, (extract, static), 0, plan.tests_total, f"static:{detail.split(':')[0]}"), None
-        job = {"code": extracted.program, "entry": task.entry_point, "limits": self._limits(),
-               "calls": plan.wire_calls if plan.mode != "child" else [], "return_args": plan.mutates,
-               "check": plan.check if plan.mode == "child" else None, "_stages": [extract, static]}
-        return None, job
+            return Verdict(outcome, (extract, static), 0, plan.tests_total, f"static:{detail.split(':')[0]}"), None, []
+        return None, extracted.program, [extract, static]
 
-    def _limits(self) -> dict:
-        limits = self.config.limits.to_dict()
-        limits["cpu_s"] = self.config.limits.cpu_seconds
-        return limits
+    def _job(self, plan: TaskPlan, program: str) -> dict:
+        """What the sandbox runs: the program and the calls (never an expected value)."""
+        limits = {**self.config.limits.to_dict(), "cpu_s": self.config.limits.cpu_seconds}
+        child_judges = plan.mode == "child"
+        return {"code": program, "entry": plan.task.entry_point, "limits": limits,
+                "calls": [] if child_judges else plan.wire_calls, "return_args": plan.mutates,
+                "check": plan.check if child_judges else None}
 
     def _smoke(self, pending: _InFlight, lines: list[str]) -> bool:
         started = time.perf_counter()

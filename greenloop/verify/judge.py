@@ -10,15 +10,12 @@ accepted) keep their meaning. `random` is seeded as it was when the calls were r
 from __future__ import annotations
 
 import builtins
-import contextlib
 import random
-import signal
-import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from greenloop.sandbox import codec
+from greenloop.verify.deadline import time_guard
 from greenloop.verify.record import TaskPlan, reference_code, trusted_namespace
 
 REPLAY_TIMEOUT_S = 10.0
@@ -161,29 +158,6 @@ def _apply_changes(args: tuple, kwargs: dict, after) -> None:
             old.update(new)
 
 
-@contextlib.contextmanager
-def time_guard(seconds: float):
-    """Bound a replay: trusted code, but fed untrusted values (a huge number, say)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_alarm(signum, frame):
-        raise TimeoutError(f"check took longer than {seconds}s on the candidate's outputs")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    started = time.monotonic()
-    caller_delay, caller_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        if caller_delay:  # the caller's own timer goes on where it was
-            left = max(caller_delay - (time.monotonic() - started), 1e-6)
-            signal.setitimer(signal.ITIMER_REAL, left, caller_interval)
-
-
 class Replayer:
     """Replays a task's check program, each time in a fresh namespace built from the
     reference (compiled once): one candidate's outputs never change what the next one
@@ -210,7 +184,7 @@ class Replayer:
         caller_random = random.getstate()
         random.seed(0)  # as when the calls were recorded
         try:
-            with time_guard(REPLAY_TIMEOUT_S):
+            with time_guard(REPLAY_TIMEOUT_S, "the check program"):
                 exec(code, scope)
         except _Pending:
             return Judgement(False, stub.index - 1 - plan.n_direct, pending=True)

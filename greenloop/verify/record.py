@@ -16,12 +16,12 @@ import io
 import json
 import os
 import random
-import signal
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 from greenloop.sandbox import codec
+from greenloop.verify.deadline import time_guard
 from greenloop.types import Task
 
 RECORD_TIMEOUT_S = 20
@@ -64,10 +64,6 @@ class TaskPlan:
     @property
     def tests_total(self) -> int:
         return {"child": 1, "broken": 0}.get(self.mode, len(self.calls))
-
-
-class _Stop(Exception):
-    pass
 
 
 class Recorder:
@@ -175,19 +171,13 @@ def run_trusted(work, items: list, timeout_s: float = RECORD_TIMEOUT_S) -> list[
 
 
 def _serve_trusted(work, items: list, write_fd: int, timeout_s: float) -> None:
-    def on_alarm(signum, frame):
-        raise TimeoutError(f"took longer than {timeout_s}s")
-
-    signal.signal(signal.SIGALRM, on_alarm)
     with os.fdopen(write_fd, "w") as out:
         for item in items:
-            signal.setitimer(signal.ITIMER_REAL, timeout_s)
             try:
-                result = work(item)
+                with time_guard(timeout_s, "the reference"):
+                    result = work(item)
             except BaseException as exc:
                 result = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
             out.write(json.dumps(result) + "\n")
 
 

@@ -1,6 +1,5 @@
 """Attacks found after the first hostile suite: each once got through, each is one case."""
 
-import os
 import time
 
 from greenloop.tasks import TaskSet
@@ -96,6 +95,5 @@ def test_a_fifo_at_the_next_log_path_does_not_stop_the_worker():
              "    for k in range(n + 1, n + 5):\n        try:\n            os.mkfifo(os.path.join(os.path.dirname(here), f'w{k}.log'))\n"
              "        except OSError:\n            pass\n    return a + b\n")
     planted, right = run(plant, isolation="none")
-    assert right.passed, right.detail
-    assert planted.outcome in (Outcome.PASSED, Outcome.FAILED)  # its own answer is right; the worker survives
-    assert not any(name.startswith("greenloop-hostile") for name in os.listdir("/tmp"))
+    assert planted.passed, planted.detail  # its own answer is right, planted FIFOs or not
+    assert right.passed, right.detail  # and the worker after it still works
