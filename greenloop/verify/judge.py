@@ -107,7 +107,7 @@ def _same_as_reference(plan: TaskPlan, frames: list[dict]) -> bool:
         if "v" not in frame or "v" not in expected:
             return False
         try:
-            if codec.exact_key(codec.decode(expected["v"])) != codec.exact_key(codec.decode(frame["v"])):
+            if plan.answer_key(i) != codec.exact_key(codec.decode(frame["v"])):
                 return False
         except (codec.CodecError, TypeError):  # unhashable keys, say: judge by replay
             return False

@@ -57,6 +57,14 @@ class TaskPlan:
             self._wire = [[codec.encode(list(a)), codec.encode(dict(k))] for a, k in self.calls]
         return self._wire
 
+    def answer_key(self, index: int):
+        """codec.exact_key of the reference's value for call `index`, computed once: the
+        verifier compares every candidate's output with it."""
+        keys = self.__dict__.setdefault("_answer_keys", {})
+        if index not in keys:
+            keys[index] = codec.exact_key(codec.decode(self.expected[index]["v"]))
+        return keys[index]
+
     def add_extra_call(self, args: tuple, kwargs: dict, answer: dict) -> None:
         self.calls.append((args, kwargs))
         self.expected.append(answer)
