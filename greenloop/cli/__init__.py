@@ -11,7 +11,7 @@ from greenloop.registry import RegistryError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from greenloop.cli import demo, tasks, verify
+    from greenloop.cli import data, demo, tasks, verify
 
     parser = argparse.ArgumentParser(
         prog="greenloop",
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     verify.add_commands(commands)
     tasks.add_commands(commands)
+    data.add_commands(commands)
     demo.add_commands(commands)
     return parser
 
