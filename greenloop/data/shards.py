@@ -81,15 +81,15 @@ def shard_names(prefix: str, count: int) -> list[str]:
     return [f"{prefix}-{i:05d}" for i in range(count)]
 
 
-def input_shards(folder: str | os.PathLike) -> list[Path]:
-    """The finished shards of a data command's output folder, in order; refuses a folder
-    whose run has not finished (it would silently miss data)."""
+def input_shards(folder: str | os.PathLike, prefix: str = "pairs") -> list[Path]:
+    """The finished `PREFIX-*` shards of a data command's output folder, in order; refuses
+    a folder whose run has not finished (it would silently miss data)."""
     folder = Path(folder)
     if not (folder / "run.json").exists():
         raise ValueError(f"{folder}: not a greenloop data folder (no run.json)")
     if not (folder / "manifest.json").exists():
         raise ValueError(f"{folder}: its run has not finished (no manifest.json); run the same command again to resume it")
-    return sorted((folder / "shards").glob("*.jsonl.gz"))
+    return sorted((folder / "shards").glob(f"{prefix}-*.jsonl.gz"))
 
 
 def read_pairs(paths: Sequence[str | os.PathLike]) -> Iterator[dict[str, Any]]:
