@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 # each module defines add_command(subparsers)
-DATA_COMMANDS = ()
+DATA_COMMANDS = ("data_mutate", "data_validate")
 
 
 def add_commands(commands) -> None:

@@ -34,6 +34,7 @@ _OPERATORS = {
 for _family, _names in _OPERATORS.items():
     for _name in _names:
         _class = "".join(part.title() for part in _name.split("_"))
+        _class = {"IndentationError": "WrongIndentation"}.get(_class, _class)
         mutation_operators.register_lazy(_name, f"greenloop.data.operators.{_family}:{_class}")
 
 __all__ = ["mutation_operators"]

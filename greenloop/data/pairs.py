@@ -73,19 +73,17 @@ def bucket(score: float) -> int:
 
 
 def changed_span(buggy: str, fixed: str) -> tuple[int, int]:
-    """First and last line of `fixed` the change touches (1-based); an insertion into
-    `fixed` of nothing (a pure deletion) points at the line after it."""
+    """First and last line of `fixed` the change touches (1-based); a pure deletion
+    points at the line after it. (0, 0) when the sides are equal."""
     a, b = buggy.splitlines(), fixed.splitlines()
-    first, last = None, None
-    for tag, _i1, _i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        if tag == "equal":
-            continue
-        lo, hi = j1 + 1, max(j1 + 1, j2)
-        first = lo if first is None else min(first, lo)
-        last = hi if last is None else max(last, hi)
-    if first is None:
+    removed, added = changed_lines(buggy, fixed)
+    if not removed and not added:
         return (0, 0)
-    return (first, min(last, max(1, len(b))))
+    head = 0
+    while head < min(len(a), len(b)) and a[head] == b[head]:
+        head += 1
+    first = head + 1
+    return (min(first, max(1, len(b))), max(min(first, max(1, len(b))), head + len(added)))
 
 
 def unified_diff(buggy: str, fixed: str, context: int = 2) -> str:
@@ -94,30 +92,53 @@ def unified_diff(buggy: str, fixed: str, context: int = 2) -> str:
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
+_SKIPPED = {tokenize.NL, tokenize.NEWLINE, tokenize.ENDMARKER, tokenize.COMMENT}
+_LAYOUT = {tokenize.INDENT: "<indent>", tokenize.DEDENT: "<dedent>"}  # indentation is code in Python
+
+
 def code_tokens(text: str) -> list[str]:
-    """Python tokens of `text`; where it does not tokenize (syntax bugs), whitespace-split
-    words, so every pair gets a size."""
+    """Python tokens of `text` (comments and line breaks left out, indentation kept); where
+    it does not tokenize (syntax bugs), whitespace-split words, so every pair gets a size."""
     try:
-        return [t.string for t in tokenize.generate_tokens(io.StringIO(text).readline)
-                if t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
-                                  tokenize.ENDMARKER, tokenize.COMMENT)]
+        return [_LAYOUT.get(t.type, t.string) for t in tokenize.generate_tokens(io.StringIO(text).readline)
+                if t.type not in _SKIPPED]
     except (tokenize.TokenError, IndentationError, SyntaxError):
         return text.split()
 
 
-def changed_tokens(buggy: str, fixed: str) -> int:
-    """Tokens inserted, deleted or replaced between the two sides (of the changed lines only,
-    so a one-token bug in a long function counts as one)."""
+def changed_lines(buggy: str, fixed: str) -> tuple[list[str], list[str]]:
+    """The region between the common first and last lines: what the change removes from
+    `buggy` and what it puts in `fixed` (one block, however many hunks; token-level
+    comparison inside it counts only what differs)."""
     a, b = buggy.splitlines(), fixed.splitlines()
-    a_changed, b_changed = [], []
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        if tag != "equal":
-            a_changed.extend(a[i1:i2])
-            b_changed.extend(b[j1:j2])
-    ta, tb = " ".join(a_changed).split(), " ".join(b_changed).split()
-    ta, tb = code_tokens("\n".join(a_changed)) or ta, code_tokens("\n".join(b_changed)) or tb
+    head = 0
+    while head < min(len(a), len(b)) and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(a), len(b)) - head and a[-1 - tail] == b[-1 - tail]:
+        tail += 1
+    return a[head:len(a) - tail], b[head:len(b) - tail]
+
+
+def token_distance(removed: list[str], added: list[str]) -> tuple[int, bool]:
+    """(tokens inserted, deleted or replaced, whether the lines differ in code at all).
+    Indentation is code in Python; a change of comments or spacing alone is not a change."""
+    ta, tb = code_tokens("\n".join(removed).strip()), code_tokens("\n".join(added).strip())
     total = 0
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, ta, tb, autojunk=False).get_opcodes():
         if tag != "equal":
             total += max(i2 - i1, j2 - j1)
-    return total
+    if total:
+        return total, True
+    return 0, _indents(removed) != _indents(added)
+
+
+def _indents(lines: list[str]) -> list[int]:
+    return [len(line) - len(line.lstrip()) for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def changed_tokens(buggy: str, fixed: str) -> int:
+    """Tokens the change touches (of the changed lines only, so a one-token bug in a long
+    function counts as one; an indentation-only change counts as one)."""
+    total, meaningful = token_distance(*changed_lines(buggy, fixed))
+    return max(total, int(meaningful))

@@ -99,9 +99,10 @@ def read_pairs(paths: Sequence[str | os.PathLike]) -> Iterator[dict[str, Any]]:
 
 
 def run_parallel(work: Callable[[Any], dict[str, Any]], items: Sequence[Any], workers: int,
-                 desc: str, unit: str = "shard") -> Iterator[dict[str, Any]]:
+                 desc: str, unit: str = "shard", ordered: bool = False) -> Iterator[dict[str, Any]]:
     """Run `work(item)` for each item on `workers` processes (in this process when 1);
-    yields each report as it finishes, with a progress bar on a terminal."""
+    yields each result as it finishes (in item order when `ordered`), with a progress bar
+    on a terminal."""
     from tqdm import tqdm
 
     bar = tqdm(total=len(items), desc=desc, unit=unit, disable=not sys.stderr.isatty() or not items,
@@ -115,7 +116,7 @@ def run_parallel(work: Callable[[Any], dict[str, Any]], items: Sequence[Any], wo
             return
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(min(workers, len(items))) as pool:
-            for report in pool.imap_unordered(work, items):
+            for report in (pool.imap if ordered else pool.imap_unordered)(work, items):
                 bar.update(1)
                 yield report
     finally:

@@ -16,6 +16,7 @@ import ast
 import os
 import sysconfig
 import textwrap
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -45,6 +46,14 @@ class SourceFile:
     @property
     def full_path(self) -> str:
         return os.path.join(self.root, self.path)
+
+
+def parse_quietly(source: str) -> ast.Module:
+    """ast.parse without the SyntaxWarnings (invalid escapes, `1 if`) that old or mutated
+    code triggers on the user's terminal."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ast.parse(source)
 
 
 class SkipFile(Exception):
@@ -90,7 +99,7 @@ def file_units(path: str, text: str, max_lines: int = 200) -> list[CodeUnit]:
     """Every function and method of a file (nested ones are part of their parent), each
     dedented and reparsed on its own. Raises SkipFile when the file does not parse."""
     try:
-        tree = ast.parse(text)
+        tree = parse_quietly(text)
     except (SyntaxError, ValueError) as exc:
         raise SkipFile(f"does not parse: {getattr(exc, 'msg', exc)} (line {getattr(exc, 'lineno', '?')})") from None
     lines = text.splitlines(keepends=True)
@@ -103,7 +112,7 @@ def file_units(path: str, text: str, max_lines: int = 200) -> list[CodeUnit]:
         if not source.endswith("\n"):
             source += "\n"
         try:
-            unit_tree = ast.parse(source)
+            unit_tree = parse_quietly(source)
         except SyntaxError:  # a body that only parses in its file (rare: line continuations)
             continue
         units.append(CodeUnit(path, qualname, source, first, unit_tree))
@@ -125,7 +134,7 @@ def unit_from_program(path: str, name: str, program: str, editable_from: int = 1
     """A whole program as one unit (a task's reference solution); raises SkipFile if it
     does not parse."""
     try:
-        tree = ast.parse(program)
+        tree = parse_quietly(program)
     except SyntaxError as exc:
         raise SkipFile(f"does not parse: {exc.msg} (line {exc.lineno})") from None
     return CodeUnit(path, name, program if program.endswith("\n") else program + "\n", 1, tree, editable_from)

@@ -1,0 +1,252 @@
+"""`greenloop data mutate`: plant bugs with the mutation operators, one pair per mutant.
+
+Code sources (`stdlib`, `dir:PATH`) are cut into function-level units and sharded by
+file; shards run on a process pool. For every unit and operator, up to `per_operator`
+mutants are drawn at random (seeded by the run's seed, the file, the unit and the
+operator, so a shard's output never depends on which process ran it or whether the run
+was resumed) from all the sites the operator finds, and kept when they have the family's
+property (syntax mutants fail to parse; all others parse).
+
+Task sources (`humaneval`, `mbpp:PATH`, `jsonl:PATH`) mutate each task's reference
+solution (below its prompt, which stays as given) and then run every mutant and the
+reference through the verifier: a pair is kept only when the reference passes and the
+mutant fails at least one test (`verified: true`); the mutant's verdict is in `meta`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import asdict, dataclass
+from typing import Any, Iterator
+
+from greenloop.data import mutation_operators
+from greenloop.data.operators.base import MutationOperator, Positions, apply_edits
+from greenloop.data.pairs import make_pair
+from greenloop.data.shards import ShardedRun, run_parallel, shard_names
+from greenloop.data.units import (CodeUnit, MAX_FILE_BYTES, SkipFile, file_units, parse_quietly, read_source,
+                                  source_files)
+
+TASK_FAMILIES = ("humaneval", "mbpp", "jsonl")
+
+
+@dataclass(frozen=True)
+class MutateConfig:
+    source: str
+    operators: tuple[str, ...] = ()  # empty: every registered operator
+    per_operator: int = 2  # mutants per operator per unit
+    seed: int = 0
+    files_per_shard: int = 50  # code sources; task sources shard by `tasks_per_shard`
+    tasks_per_shard: int = 40
+    max_unit_lines: int = 200
+    max_file_bytes: int = MAX_FILE_BYTES
+    limit_files: int | None = None  # the first N files only (quick runs)
+    timeout_s: float = 3.0  # per verified candidate (task sources)
+
+    def __post_init__(self):
+        if self.per_operator < 1:
+            raise ValueError(f"--per-operator must be >= 1, got {self.per_operator}")
+        if self.files_per_shard < 1 or self.tasks_per_shard < 1:
+            raise ValueError("shard sizes must be >= 1")
+        for name in self.operators:
+            mutation_operators.get(name)  # unknown names fail now, with suggestions
+
+    @property
+    def is_task_source(self) -> bool:
+        return self.source.split(":", 1)[0].split("@", 1)[0] in TASK_FAMILIES
+
+    def load_operators(self) -> list[MutationOperator]:
+        return [mutation_operators.get(name)() for name in (self.operators or mutation_operators.names())]
+
+
+def stable_seed(*parts: object) -> int:
+    return int.from_bytes(hashlib.blake2b("\0".join(map(str, parts)).encode(), digest_size=8).digest(), "big")
+
+
+def unit_mutants(unit: CodeUnit, operators: list[MutationOperator], per_operator: int, seed: int
+                 ) -> Iterator[tuple[MutationOperator, str, int | None]]:
+    """(operator, buggy source, line where the bug shows or None) for up to `per_operator`
+    kept mutants of each operator."""
+    pos = Positions(unit.source)
+    for op in operators:
+        mutations = list(dict.fromkeys(op.mutations(unit, pos)))
+        random.Random(stable_seed(seed, unit.path, unit.name, op.name)).shuffle(mutations)
+        kept = 0
+        for mutation in mutations:
+            buggy = apply_edits(unit.source, mutation)
+            if buggy == unit.source:
+                continue
+            symptom = _syntax_error_line(buggy)
+            if (symptom is not None) != (op.family == "syntax"):
+                continue
+            yield op, buggy, symptom
+            kept += 1
+            if kept == per_operator:
+                break
+
+
+def _syntax_error_line(source: str) -> int | None:
+    try:
+        parse_quietly(source)
+    except SyntaxError as exc:
+        return exc.lineno or 1
+    except ValueError:  # null bytes
+        return 1
+    return None
+
+
+def pairs_of_unit(unit: CodeUnit, operators: list[MutationOperator], config: MutateConfig, source_label: str,
+                  task_id: str | None = None) -> list[dict[str, Any]]:
+    pairs = []
+    for op, buggy, symptom in unit_mutants(unit, operators, config.per_operator, config.seed):
+        pairs.append(make_pair(bug_type=op.name, family=op.family, source=source_label, path=unit.path,
+                               unit=unit.name, buggy=buggy, fixed=unit.source, symptom_line=symptom,
+                               task_id=task_id, meta={"first_line": unit.first_line}))
+    return pairs
+
+
+# ---- code sources -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _CodeShard:
+    run: ShardedRun
+    name: str
+    label: str
+    files: tuple
+    config: MutateConfig
+
+
+def _mutate_code_shard(shard: _CodeShard) -> dict[str, Any]:
+    operators = shard.config.load_operators()
+    rows, skipped, units = [], [], 0
+    for file in shard.files:
+        try:
+            text = read_source(file, shard.config.max_file_bytes)
+            file_unit_list = file_units(file.path, text, shard.config.max_unit_lines)
+        except SkipFile as exc:
+            skipped.append({"path": file.full_path, "reason": str(exc)})
+            continue
+        units += len(file_unit_list)
+        for unit in file_unit_list:
+            rows.extend(pairs_of_unit(unit, operators, shard.config, shard.label))
+    return shard.run.write_shard(shard.name, rows, {"files": len(shard.files), "units": units, "skipped": skipped,
+                                                     "by_bug_type": count_by(rows, "bug_type")})
+
+
+def count_by(rows: list[dict[str, Any]], field: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row[field]] = counts.get(row[field], 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def mutate_code(run: ShardedRun, config: MutateConfig, workers: int) -> list[dict[str, Any]]:
+    label, files = source_files(config.source)
+    if config.limit_files:
+        files = files[: config.limit_files]
+    chunks = [tuple(files[i:i + config.files_per_shard]) for i in range(0, len(files), config.files_per_shard)]
+    shards = [_CodeShard(run, name, label, chunk, config)
+              for name, chunk in zip(shard_names("pairs", len(chunks)), chunks)]
+    todo = [s for s in shards if not run.done(s.name)]
+    list(run_parallel(_mutate_code_shard, todo, workers, desc="mutate"))
+    return [run.report(s.name) for s in shards]
+
+
+# ---- task sources -------------------------------------------------------------------------------
+
+def mutate_tasks(run: ShardedRun, config: MutateConfig, workers: int) -> list[dict[str, Any]]:
+    """Mutants of each task's reference, kept only when the verifier proves them wrong."""
+    from greenloop.tasks import load_tasks
+    from greenloop.verify.funnel import Verifier, VerifyConfig
+
+    task_set = load_tasks(config.source)
+    tasks = [t for t in task_set.tasks.values() if t.reference]
+    if config.limit_files:
+        tasks = tasks[: config.limit_files]
+    chunks = [tasks[i:i + config.tasks_per_shard] for i in range(0, len(tasks), config.tasks_per_shard)]
+    names = shard_names("pairs", len(chunks))
+    todo = [(name, chunk) for name, chunk in zip(names, chunks) if not run.done(name)]
+    if todo:
+        from tqdm import tqdm
+        import sys
+
+        verify_config = VerifyConfig(workers=workers, timeout_s=config.timeout_s)
+        with Verifier(task_set, verify_config) as verifier:
+            for name, chunk in tqdm(todo, desc="mutate+verify", unit="shard", disable=not sys.stderr.isatty()):
+                rows, report = _verified_pairs(chunk, config, verifier)
+                run.write_shard(name, rows, report)
+    return [run.report(name) for name in names]
+
+
+def _task_unit(task) -> CodeUnit:
+    from greenloop.data.units import unit_from_program
+
+    editable_from = task.prompt.count("\n") + 1 if task.prompt_is_code and task.reference.startswith(task.prompt) else 1
+    return unit_from_program(task.task_id, task.entry_point, task.reference, editable_from)
+
+
+def _verified_pairs(tasks, config: MutateConfig, verifier) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    from greenloop.types import Candidate
+
+    operators = config.load_operators()
+    label = config.source.split(":", 1)[0].split("@", 1)[0]
+    candidates, pairs, skipped = [], [], []
+    for task in tasks:
+        try:
+            unit = _task_unit(task)
+        except SkipFile as exc:
+            skipped.append({"path": task.task_id, "reason": f"reference {exc}"})
+            continue
+        candidates.append(Candidate(task.task_id, unit.source, source="reference"))
+        pairs.append(None)
+        for pair in pairs_of_unit(unit, operators, config, label, task_id=task.task_id):
+            candidates.append(Candidate(task.task_id, pair["buggy"], source=f"mutation:{pair['bug_type']}"))
+            pairs.append(pair)
+    verdicts = [None] * len(candidates)
+    for index, verdict in verifier.verify(candidates):
+        verdicts[index] = verdict
+    reference_ok = {c.task_id: v.passed for c, v, p in zip(candidates, verdicts, pairs) if p is None}
+    rows, rejected = [], {"reference_failed": 0, "mutant_passed": 0, "infra_error": 0}
+    for pair, verdict in zip(pairs, verdicts):
+        if pair is None:
+            continue
+        if not reference_ok.get(pair["task_id"]):
+            rejected["reference_failed"] += 1
+        elif verdict.reward is None:
+            rejected["infra_error"] += 1
+        elif verdict.passed:
+            rejected["mutant_passed"] += 1  # an equivalent mutant: not a bug, not a pair
+        else:
+            pair["verified"] = True
+            pair["meta"].update({"outcome": verdict.outcome.value, "stage": verdict.stage, "detail": verdict.detail,
+                                 "tests_passed": verdict.tests_passed, "tests_total": verdict.tests_total})
+            rows.append(pair)
+    failed_refs = sorted(t for t, ok in reference_ok.items() if not ok)
+    report = {"tasks": len(tasks), "units": len(reference_ok), "mutants": len(candidates) - len(reference_ok),
+              "rejected": rejected, "by_bug_type": count_by(rows, "bug_type"),
+              "skipped": skipped + [{"path": t, "reason": "reference fails its own tests"} for t in failed_refs]}
+    return rows, report
+
+
+def run_mutate(config: MutateConfig, out: str, workers: int, force: bool = False) -> dict[str, Any]:
+    """The whole command: shards (resumed where finished), then the manifest."""
+    run = ShardedRun(out, "mutate", asdict(config), force=force)
+    reports = (mutate_tasks if config.is_task_source else mutate_code)(run, config, workers)
+    by_type: dict[str, int] = {}
+    rejected: dict[str, int] = {}
+    for report in reports:
+        for key, value in report.get("by_bug_type", {}).items():
+            by_type[key] = by_type.get(key, 0) + value
+        for key, value in report.get("rejected", {}).items():
+            rejected[key] = rejected.get(key, 0) + value
+    families = {}
+    for name, count in by_type.items():
+        family = mutation_operators.get(name).family
+        families[family] = families.get(family, 0) + count
+    summary = {"source": config.source, "shards": len(reports), "pairs": sum(r["rows"] for r in reports),
+               "units": sum(r.get("units", 0) for r in reports), "by_family": dict(sorted(families.items())),
+               "by_bug_type": dict(sorted(by_type.items())), "skipped": [s for r in reports for s in r["skipped"]]}
+    if config.is_task_source:
+        summary["verified"] = {"tasks": sum(r["tasks"] for r in reports), "mutants": sum(r["mutants"] for r in reports),
+                               "rejected": rejected}
+    return run.finish(summary)
