@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 # each module defines add_command(subparsers)
-DATA_COMMANDS = ("data_mutate", "data_validate")
+DATA_COMMANDS = ("data_mutate", "data_validate", "data_split", "data_lint", "data_git", "data_stackoverflow")
 
 
 def add_commands(commands) -> None:

@@ -61,9 +61,10 @@ def run_mine_git(args) -> int:
 
 def summary_text(manifest: dict, seconds: float, out: str) -> str:
     m = manifest
-    lines = [f"{m['pairs']} pairs from {m['mined']} bug-fix commits ({m['matching']} matched the pattern, "
-             f"{m['too_large']} too large, {m['no_python']} without Python changes) of {m['commits']} commits "
-             f"looked at; {m['files']} files, {m['shards']} shards in {seconds:.1f} s -> {out}"]
+    found = (f"{m['pairs']} pairs from {m['mined']} bug-fix commits ({m['matching']} matched the pattern, "
+             f"{m['too_large']} too large, {m['no_python']} without non-test Python changes) of {m['commits']} commits "
+             f"looked at; {m['files']} files, {m['shards']} shards in {seconds:.1f} s -> {out}")
+    lines = [found]
     if m["skipped"]:
         reasons = ", ".join(f"{reason}: {count}" for reason, count in m["skipped"].items())
         lines.append(f"skipped file sides ({reasons}); their paths are in {out}/shards/*.report.json")

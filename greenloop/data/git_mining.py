@@ -34,7 +34,7 @@ import re
 import subprocess
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable
 
 from greenloop.data.pairs import make_pair
 from greenloop.data.shards import ShardedRun, run_parallel, shard_names, write_json
@@ -47,7 +47,7 @@ FIX_PATTERN = (r"(?i)\b(?:fix(?:e[sd]|ing)?|(?:bug|hot)fix(?:es|ed)?|bugs?|issue
                r"|broken|mistakes?)\b")
 COMMITS_PER_SHARD = 200
 COUNT_FIELDS = ("commits", "matching", "too_large", "no_python", "mined", "files", "test_files", "pairs")
-Blob = Optional[bytes]
+Blob = bytes | None
 ReadBlob = Callable[[str, str], Blob]  # (commit sha, path) -> the file's bytes, None when absent
 
 
@@ -207,7 +207,7 @@ def changed_function_pairs(before: list[CodeUnit], after: list[CodeUnit], path: 
     pairs = []
     for key, unit in _by_name(after).items():
         prior = old.get(key)
-        if prior is None or code_shape(prior.source) == code_shape(unit.source):
+        if prior is None or prior.source == unit.source or code_shape(prior.source) == code_shape(unit.source):
             continue
         pairs.append(make_pair(bug_type="git:fix", family="git", source=source, path=path, unit=unit.name,
                                buggy=prior.source, fixed=unit.source, meta=meta))
@@ -297,7 +297,7 @@ class BlobReader:
         self.proc.stdin.close()
         self.proc.wait()
 
-    def __enter__(self) -> "BlobReader":
+    def __enter__(self) -> BlobReader:
         return self
 
     def __exit__(self, *exc) -> None:

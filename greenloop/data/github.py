@@ -22,6 +22,7 @@ The token is never written to the output folder.
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import shutil
@@ -54,7 +55,11 @@ Fetch = Callable[[str, dict[str, str]], Response]
 
 
 class GitHubError(OSError):
-    """The API refused a request, or kept failing after retries."""
+    """The API refused a request (`status`), or kept failing after retries."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 def urllib_fetch(url: str, headers: dict[str, str], timeout: float = 60) -> Response:
@@ -65,6 +70,8 @@ def urllib_fetch(url: str, headers: dict[str, str], timeout: float = 60) -> Resp
             return Response(reply.status, {k.lower(): v for k, v in reply.headers.items()}, reply.read())
     except urllib.error.HTTPError as exc:
         return Response(exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read())
+    except http.client.HTTPException as exc:  # a reply cut short: the network's fault, retried
+        raise ConnectionError(f"{type(exc).__name__}: {exc}") from None
 
 
 class GitHubClient:
@@ -106,7 +113,7 @@ class GitHubClient:
                 return None
             delay = self.retry_delay(response, attempt)
             if delay is None or attempt == self.max_retries:
-                raise GitHubError(f"GET {url}: {response.status} {error_message(response)}")
+                raise GitHubError(f"GET {url}: {response.status} {error_message(response)}", response.status)
             self._wait(delay, f"{response.status} {error_message(response)}")
         raise AssertionError("unreachable")
 
@@ -243,7 +250,14 @@ class GitHubMiner:
     def mine_listed_commit(self, listed: dict[str, Any]) -> dict[str, Any]:
         """One matching commit's pairs and report (it counts itself as looked at)."""
         report = MiningReport()
-        detail = self.client.get_json(f"{self.repo_path}/commits/{listed['sha']}")
+        try:
+            detail = self.client.get_json(f"{self.repo_path}/commits/{listed['sha']}")
+        except GitHubError as exc:
+            if exc.status != 422:  # 422: GitHub will not serve this commit (its diff is too large)
+                raise
+            report.commits += 1
+            report.skip(listed["sha"], "", f"commit refused by the API: {exc}")
+            return {"pairs": [], "report": report.as_dict()}
         files = {f["filename"]: f for f in detail.get("files", []) if f.get("status") == "modified"}
         counted = [(f["filename"], f.get("additions", 0) + f.get("deletions", 0)) for f in detail.get("files", [])]
         commit = CommitInfo(listed["sha"], listed["parents"][0], listed["date"], listed["message"], tuple(sorted(counted)))

@@ -18,21 +18,26 @@ A pair is a plain JSON object (one line of a JSONL shard, one row of a Parquet f
 | `verified` | true when the verifier showed buggy fails a test that fixed passes; null when untested |
 | `meta` | anything else (rule message, commit, verdict details) |
 
-Difficulty is `0.5·family + 0.25·size + 0.25·distance`, each term in [0, 1]:
+Difficulty is `0.5·family + 0.2·size + 0.3·distance`, each term in [0, 1]:
 - family: how hard the kind of bug is to see: syntax 0.0, lint 0.2, style 0.4, security 0.6,
   git 0.8, logic 0.8 (a parser points at a syntax error; nothing points at a logic error);
-- size: tokens changed by the diff, `min(1, tokens / 12)`;
-- distance: lines from the bug to where it shows, `min(1, lines / 20)`: for a syntax bug the
-  line the parser reports, for everything else the end of the unit (where a wrong value
-  or effect leaves the function).
+- size: tokens changed by the diff beyond the first, `min(1, (tokens - 1) / 8)`;
+- distance: lines from the bug to where it shows, `min(1, log2(1 + lines) / log2(41))`
+  (0 on the same line, 0.5 at 5 lines, 1 at 40 or more): for a syntax bug the line the
+  parser reports, for everything else the end of the unit (where a wrong value or effect
+  leaves the function).
 
-Curriculum buckets cut the score into fifths: `bucket = min(4, int(difficulty * 5))`.
+Curriculum buckets (`greenloop data split`) cut the scores of a whole dataset at their
+quintiles, so the five buckets hold about equal numbers of pairs, easiest first; the cut
+points are in the split's manifest.
 """
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import hashlib
+import math
 import io
 import tokenize
 from typing import Any
@@ -63,13 +68,22 @@ def make_pair(*, bug_type: str, family: str, source: str, path: str, unit: str, 
 
 def difficulty(family: str, tokens_changed: int, distance_lines: int) -> float:
     weight = FAMILY_WEIGHT.get(family, 0.5)
-    size = min(1.0, tokens_changed / 12)
-    distance = min(1.0, distance_lines / 20)
-    return round(0.5 * weight + 0.25 * size + 0.25 * distance, 4)
+    size = min(1.0, max(0, tokens_changed - 1) / 8)
+    distance = min(1.0, math.log2(1 + max(0, distance_lines)) / math.log2(41))
+    return round(0.5 * weight + 0.2 * size + 0.3 * distance, 4)
 
 
-def bucket(score: float) -> int:
-    return min(N_BUCKETS - 1, int(score * N_BUCKETS))
+def bucket_cuts(scores: list[float]) -> list[float]:
+    """The quintiles of a dataset's difficulty scores: the cut points of its buckets."""
+    ordered = sorted(scores)
+    if not ordered:
+        return []
+    return [ordered[max(0, len(ordered) * k // N_BUCKETS - 1)] for k in range(1, N_BUCKETS)]
+
+
+def bucket(score: float, cuts: list[float]) -> int:
+    """0 (easiest) .. 4: how many cut points lie below the score."""
+    return bisect.bisect_left(cuts, score)
 
 
 def changed_span(buggy: str, fixed: str) -> tuple[int, int]:

@@ -39,6 +39,7 @@ class ShardedRun:
     def __init__(self, out: str | os.PathLike, command: str, config: dict[str, Any], force: bool = False):
         self.out = Path(out)
         self.shard_dir = self.out / "shards"
+        config = json.loads(json.dumps(config))  # as it will read back (tuples become lists)
         run_file = self.out / "run.json"
         if force and self.out.exists():
             shutil.rmtree(self.out)

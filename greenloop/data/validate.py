@@ -11,7 +11,8 @@ Stages, in order, each counted (what went in, what it removed):
 4. `exact_dup`: the same buggy and fixed code (up to trailing whitespace and blank lines)
    was seen before.
 5. `near_dup`: the same change (bug type and changed lines) to a near-identical function:
-   functions are grouped by MinHash LSH (datasketch) over word 3-grams at Jaccard
+   functions are grouped by MinHash LSH (datasketch) over word 3-grams of their code
+   (comments left out) at Jaccard
    `near_threshold`, so a copy of a function with other comments, names or a line more,
    mutated the same way, counts once. Different bugs in one function are not duplicates.
 6. `tests`: pairs with a `task_id` are checked by the verifier where `--tasks` names their
@@ -83,6 +84,17 @@ def check_row(row: dict[str, Any], config: ValidateConfig, fixed_parses: dict[in
     return None
 
 
+def _without_comments(source: str) -> str:
+    """Comment lines and trailing comments dropped (a line with quotes keeps its `#`: it
+    may be inside a string); only for the near-duplicate shingles, so it may be rough."""
+    lines = []
+    for line in source.splitlines():
+        code = line if "'" in line or '"' in line else line.split("#", 1)[0]
+        if code.strip():
+            lines.append(code)
+    return "\n".join(lines)
+
+
 def normalized(source: str) -> str:
     """Code up to trailing whitespace and blank lines (the exact-duplicate key)."""
     return "\n".join(line.rstrip() for line in source.splitlines() if line.strip())
@@ -126,7 +138,7 @@ def _screen_shard(job: _ShardJob) -> dict[str, Any]:
         change = _digest(row["bug_type"] + "\0" + " ".join(code_tokens("\n".join(old))) + "\0"
                          + " ".join(code_tokens("\n".join(new))))
         if fixed_key not in minhashes:
-            words = _WORDS.findall(fixed_text)
+            words = _WORDS.findall(_without_comments(fixed_text))
             shingles = {" ".join(words[i:i + 3]).encode() for i in range(max(1, len(words) - 2))}
             mh = MinHash(num_perm=job.config.num_perm, seed=1)
             mh.update_batch(sorted(shingles))
@@ -218,11 +230,7 @@ def run_validate(source: str, out: str, config: ValidateConfig, workers: int, fo
     run = ShardedRun(out, "validate", {**asdict(config), "input": os.path.abspath(source)}, force=force)
     state_path = Path(out) / "dedup-state.pkl"
     names = [Path(p).name[: -len(".jsonl.gz")] for p in shards]
-    done = [n for n in names if run.done(n)]
-    dedup = Deduplicator(config)
-    if done and state_path.exists():
-        saved_after, dedup = pickle.loads(state_path.read_bytes())
-        done = names[: names.index(saved_after) + 1] if saved_after in names else []
+    done, dedup = _resume_point(run, names, state_path, config)
     tests = _TestStage(config, workers)
     todo = [_ShardJob(str(p), config) for p, n in zip(shards, names) if n not in done]
     try:
@@ -243,6 +251,21 @@ def run_validate(source: str, out: str, config: ValidateConfig, workers: int, fo
     finally:
         tests.close()
     return run.finish(_funnel_summary([run.report(n) for n in names]))
+
+
+def _resume_point(run: ShardedRun, names: list[str], state_path: Path, config: ValidateConfig
+                  ) -> tuple[list[str], Deduplicator]:
+    """The finished shards a rerun may skip, and the index as it was after the last of
+    them. Shards finish in order, so that is the longest finished prefix; if the saved
+    index is not from its end (a kill between a shard and its index), start over."""
+    prefix = 0
+    while prefix < len(names) and run.done(names[prefix]):
+        prefix += 1
+    if prefix and state_path.exists():
+        saved_after, dedup = pickle.loads(state_path.read_bytes())
+        if saved_after == names[prefix - 1]:
+            return names[:prefix], dedup
+    return [], Deduplicator(config)
 
 
 def _save_state(path: Path, shard: str, dedup: Deduplicator) -> None:

@@ -405,3 +405,13 @@ def test_github_resumes_without_refetching_finished_work(tmp_path, monkeypatch, 
     assert read_shards(tmp_path / "out") == read_shards(tmp_path / "whole")
     assert manifest == json.loads((tmp_path / "whole" / "manifest.json").read_text())
     assert not (tmp_path / "out" / "github-commits").exists()
+
+
+def test_github_a_commit_the_api_will_not_serve_is_skipped_and_reported(tmp_path):
+    routes = github_routes(per_page=4)
+    routes["/repos/o/r/commits/s1"] = Response(422, {}, b'{"message": "diff too large"}')
+    manifest = mine_github(MineGitConfig(github="o/r"), str(tmp_path / "out"),
+                           client=client_for(FakeGitHub(routes), FakeClock()))
+    assert manifest["pairs"] == 1 and manifest["skipped"] == {"commit refused by the API": 1}
+    report = json.loads((tmp_path / "out" / "shards" / "pairs-00000.report.json").read_text())
+    assert report["skipped_files"][0]["commit"] == "s1" and "diff too large" in report["skipped_files"][0]["reason"]

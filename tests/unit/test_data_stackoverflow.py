@@ -6,7 +6,6 @@ from __future__ import annotations
 import bz2
 import gzip
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -20,8 +19,15 @@ import greenloop.cli.data
 import greenloop.data.stackexchange_dump
 from greenloop.cli import main
 from greenloop.data.shards import ShardedRun, input_shards, read_pairs
-from greenloop.data.stackoverflow import (StackOverflowConfig, body_text, code_blocks, has_wanted_tag, parse_tags,
-                                          run_stackoverflow)
+from greenloop.data.stackoverflow import (
+    QuestionStore,
+    StackOverflowConfig,
+    body_text,
+    code_blocks,
+    has_wanted_tag,
+    parse_tags,
+    run_stackoverflow,
+)
 from greenloop.io import DataError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,6 +108,7 @@ def test_keeps_exactly_the_python_pairs_with_code_and_score(tmp_path, name):
     assert [(r["question_id"], r["answer_id"], r["accepted"]) for r in got] == EXPECTED_PAIRS
     assert counts(manifest) == EXPECTED_COUNTS
     assert json.loads((tmp_path / "out" / "manifest.json").read_text()) == manifest
+    assert not (tmp_path / "out" / "questions.sqlite").exists()
     first = got[0]
     assert first["title"] == "Sort a dict & keep it"
     assert first["tags"] == ["python", "list"] and got[2]["tags"] == ["python-3.x", "dict"]
@@ -176,7 +183,8 @@ def write_shard(self, name, rows, report):
 ShardedRun.write_shard = write_shard
 run_stackoverflow(StackOverflowConfig({str(dump)!r}, records_per_shard=1), {str(out)!r}, show_progress=False)
 """
-    killed = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    killed = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60,
+                            check=False)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not (out / "manifest.json").exists()
     assert (out / "shards" / "qa-00001.jsonl.gz").exists() == (when == "after_write")
@@ -230,6 +238,16 @@ def test_resume_refuses_a_different_dump(tmp_path, monkeypatch):
     write_dump(dump, dump_text().replace('<row Id="3"', '<row Id="8"'))
     with pytest.raises(ValueError, match="not the dump this run began on"):
         extract(dump, tmp_path / "out", records_per_shard=1)
+
+
+def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
+    first = QuestionStore(tmp_path / "questions.sqlite")
+    try:
+        with pytest.raises(ValueError, match="another run"):
+            QuestionStore(tmp_path / "questions.sqlite")
+    finally:
+        first.close()
+    QuestionStore(tmp_path / "questions.sqlite").close()
 
 
 @pytest.mark.parametrize("name", ["Posts.xml", "Posts.xml.bz2"])

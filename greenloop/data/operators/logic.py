@@ -143,9 +143,8 @@ class NegatedCondition(MutationOperator):
             if isinstance(node, (ast.If, ast.While, ast.IfExp)) and in_editable(unit, node.test):
                 test = node.test
                 if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-                    start, _ = pos.span(test)
-                    inner_start, _ = pos.span(test.operand)
-                    yield (Edit(start, inner_start, ""),)
+                    # keep the operand as written, with any parentheses around it
+                    yield replace(pos, test, pos.text(test)[len("not"):].strip())
                 elif isinstance(test, (ast.Name, ast.Call, ast.Attribute, ast.Subscript)):
                     yield replace(pos, test, f"not {pos.text(test)}")
                 else:
@@ -173,10 +172,10 @@ class MissingReturn(MutationOperator):
             if isinstance(last, ast.Return) and last.value is not None and in_editable(unit, last) \
                     and not (isinstance(last.value, ast.Constant) and last.value.value is None):
                 start, _ = pos.span(last)
-                value_start, _ = pos.span(last.value)
-                if isinstance(last.value, ast.Tuple) and pos.source[value_start] != "(":
+                value = pos.source[start + len("return"):pos.span(last)[1]]
+                if isinstance(last.value, ast.Tuple) and not value.lstrip().startswith("("):
                     continue  # `return a, b` -> `a, b` would still build the tuple; not this bug
-                yield (Edit(start, value_start, ""),)
+                yield (Edit(start, start + len("return") + len(value) - len(value.lstrip()), ""),)
 
 
 class WrongVariable(MutationOperator):

@@ -75,7 +75,7 @@ class ShellInjection(MutationOperator):
             words = []
             for element in argv.elts:
                 if isinstance(element, ast.Constant) and isinstance(element.value, str) \
-                        and not set(element.value) & set("{}\"'\\\n"):
+                        and element.value.isprintable() and not set(element.value) & set("{}\"'\\"):
                     words.append(element.value)
                 elif isinstance(element, (ast.Name, ast.Attribute, ast.Subscript)) and "\n" not in pos.text(element) \
                         and not set(pos.text(element)) & set("\"'{}"):

@@ -7,7 +7,8 @@ from __future__ import annotations
 import ast
 from typing import Iterator
 
-from greenloop.data.operators.base import Edit, Mutation, MutationOperator, Positions, in_editable, replace
+from greenloop.data.operators.base import (Edit, Mutation, MutationOperator, Positions, in_editable, operator_gap,
+                                           replace)
 from greenloop.data.units import CodeUnit
 
 _EXCEPTION_SWAP = {
@@ -160,9 +161,11 @@ class NoneCheckMissing(MutationOperator):
                             yield (Edit(lines[0], lines[1], ""),)
             if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And) and len(node.values) >= 2 \
                     and _is_none_test(node.values[0], negated=True):
-                start, _ = pos.span(node.values[0])
-                next_start, _ = pos.span(node.values[1])
-                yield (Edit(start, next_start, ""),)
+                keyword = operator_gap(pos, node.values[0], node.values[1], "and")
+                if keyword is not None:  # from the condition's first token through `and `
+                    start, _ = pos.span(node)
+                    rest = pos.source[keyword.end:]
+                    yield (Edit(start, keyword.end + len(rest) - len(rest.lstrip(" ")), ""),)
 
 
 class BareExcept(MutationOperator):
@@ -188,7 +191,8 @@ class BareExcept(MutationOperator):
                     and in_editable(unit, node):
                 start = pos.offset(node.lineno, node.col_offset) + len("except")
                 _, end = pos.span(node.type)
-                yield (Edit(start, end, ""),)
+                if pos.source[start:start + 1].isspace():  # not `except*`, whose type is required
+                    yield (Edit(start, end, ""),)
 
 
 class WrongException(MutationOperator):
