@@ -42,12 +42,18 @@ class VerifyConfig:
     extra_inputs: int = 0  # extra test inputs per task by type-aware mutation, judged against the reference
     perf: bool = False  # a perf stage: a passing candidate's CPU time against the reference's
     perf_max_ratio: float | None = None  # with perf: fail candidates slower than this many times the reference
+    # a candidate's time limit from its task's reference: this many times the reference's
+    # CPU time in the sandbox, at least min_timeout_s, at most timeout_s (None: timeout_s for all)
+    timeout_factor: float | None = None
+    min_timeout_s: float = 0.5
 
     def __post_init__(self):
         if self.perf_max_ratio is not None and (self.perf_max_ratio <= 0 or not self.perf):
             raise ValueError("VerifyConfig.perf_max_ratio needs perf=True and a value > 0")
         if self.extra_inputs < 0:
             raise ValueError(f"VerifyConfig.extra_inputs must be >= 0, got {self.extra_inputs}")
+        if self.timeout_factor is not None and (self.timeout_factor <= 0 or self.min_timeout_s <= 0):
+            raise ValueError("VerifyConfig.timeout_factor and min_timeout_s must be > 0")
         if self.workers is not None and self.workers < 1:
             raise ValueError(f"VerifyConfig.workers must be >= 1, got {self.workers}")
         if self.isolation not in ("auto", "none"):
@@ -100,7 +106,7 @@ class Verifier:
         new = build_plans([self.tasks.tasks[t] for t in sorted(needed)])
         if self.config.extra_inputs:
             add_extra_inputs(list(new.values()), self.config.extra_inputs)
-        if self.config.perf:
+        if self.config.perf or self.config.timeout_factor:
             self._measure_references(list(new.values()))
         self.plans.update(new)
 
@@ -108,11 +114,12 @@ class Verifier:
         """Each reference's CPU time on the task's calls, in the sandbox like a candidate
         (the same start-up cost on both sides of the ratio); median of PERF_REPEATS."""
         timed = [p for p in plans if p.mode in ("expected", "replay") and p.task.reference]
-        jobs = [self._job(p, p.task.reference) for p in timed for _ in range(PERF_REPEATS)]
+        repeats = PERF_REPEATS if self.config.perf else 1  # one run is enough to scale a time limit
+        jobs = [self._job(p, p.task.reference) for p in timed for _ in range(repeats)]
         seconds: dict[int, list[float]] = {}
         for index, result in self.pool.run(jobs):
             if result.get("cpu_s") is not None and result["status"] == "exited":
-                seconds.setdefault(index // PERF_REPEATS, []).append(result["cpu_s"])
+                seconds.setdefault(index // repeats, []).append(result["cpu_s"])
         for i, plan in enumerate(timed):
             if seconds.get(i):
                 plan.reference_cpu_s = statistics.median(seconds[i])
@@ -162,6 +169,10 @@ class Verifier:
     def _job(self, plan: TaskPlan, program: str) -> dict:
         """What the sandbox runs: the program and the calls (never an expected value)."""
         limits = {**self.config.limits.to_dict(), "cpu_s": self.config.limits.cpu_seconds}
+        if self.config.timeout_factor and plan.reference_cpu_s is not None:
+            timeout = min(self.config.timeout_s, max(self.config.min_timeout_s,
+                                                     self.config.timeout_factor * plan.reference_cpu_s))
+            limits.update(timeout_s=timeout, cpu_s=int(timeout) + 1)
         child_judges = plan.mode == "child"
         return {"code": program, "entry": plan.task.entry_point, "limits": limits,
                 "calls": [] if child_judges else plan.wire_calls, "return_args": plan.mutates,
