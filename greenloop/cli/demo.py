@@ -1,8 +1,12 @@
-"""`greenloop demo`: the main job on built-in data. Today: verify and evaluate HumanEval.
+"""`greenloop demo`: the main job on built-in data.
 
-Builds three samples per HumanEval task from data the package ships (the canonical
-solution, a mutant with one operator flipped, and a stub that returns None), verifies them
-in the sandbox and prints pass@k with the funnel's per-stage counts.
+1. Verify and evaluate HumanEval: three samples per task from data the package ships
+   (the canonical solution, a mutant with one operator flipped, and a stub that returns
+   None), verified in the sandbox; prints pass@k with the funnel's per-stage counts.
+2. Make repair data from it: `greenloop data mutate --source humaneval` (every mutation
+   operator on every reference, each pair kept only when the sandbox shows the mutant
+   fails a test the reference passes), then `data validate` and `data split`, written as
+   Parquet under OUT_DIR/data/split.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ def add_commands(commands) -> None:
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out-dir", default="runs/demo", help="where samples and results go (default runs/demo)")
     p.add_argument("--workers", type=int, help="sandbox workers (default: one per core)")
+    p.add_argument("--skip-data", action="store_true", help="only verify and evaluate; make no repair data")
     p.set_defaults(run=run_demo)
 
 
@@ -55,4 +60,23 @@ def run_demo(args) -> int:
         config=None, set=[], strict=False, resume=False, json=False, quiet=False)
     status = run_eval(eval_args)
     print(f"results: {eval_args.out}")
+    if status == 0 and not args.skip_data:
+        status = run_data_demo(os.path.join(args.out_dir, "data"), args.workers)
     return status
+
+
+def run_data_demo(folder: str, workers: int | None) -> int:
+    from greenloop.cli import data_mutate, data_split, data_validate
+
+    workers = workers or os.cpu_count() or 1
+    print(f"\n$ greenloop data mutate --source humaneval --out {folder}/pairs")
+    common = dict(force=True, workers=workers)
+    status = data_mutate.run(argparse.Namespace(source="humaneval", out=f"{folder}/pairs", operators="", per_operator=2,
+                                                seed=0, files_per_shard=50, limit_files=None, timeout=3.0, **common))
+    print(f"\n$ greenloop data validate {folder}/pairs --out {folder}/valid")
+    status = status or data_validate.run(argparse.Namespace(
+        input=f"{folder}/pairs", out=f"{folder}/valid", max_changed_tokens=50, near_threshold=0.85, tasks=None,
+        timeout=3.0, **common))
+    print(f"\n$ greenloop data split {folder}/valid --out {folder}/split")
+    return status or data_split.run(argparse.Namespace(input=f"{folder}/valid", out=f"{folder}/split",
+                                                       ratios=(0.9, 0.05, 0.05), seed=0, force=True))
