@@ -57,7 +57,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from greenloop.data.lint_tools import Ruff, bandit_findings, find_ruff, require_bandit, run_per_file
+from greenloop.data.lint_tools import (NEWLINE, Ruff, apply_spans, bandit_findings, find_ruff, fix_spans, line_starts,
+                                       require_bandit, run_per_file)
 from greenloop.data.pairs import make_pair
 from greenloop.data.shards import ShardedRun, run_parallel, shard_names
 from greenloop.data.units import (MAX_FILE_BYTES, CodeUnit, SkipFile, SourceFile, file_units, parse_quietly,
@@ -65,11 +66,7 @@ from greenloop.data.units import (MAX_FILE_BYTES, CodeUnit, SkipFile, SourceFile
 
 # rule families whose fixes are bug-ish or style; W and PERF rarely fix anything but cost nothing
 DEFAULT_SELECT = "F,E,W,B,C4,UP,SIM,PIE,RET,PERF,RUF,FURB,RSE"
-_NEWLINE = re.compile(r"\r\n|\r|\n")  # what ruff and the tokenizer call a line break (not \f, \x1c, ...)
-
-
-def _running_python() -> str:
-    return f"py{sys.version_info.major}{sys.version_info.minor}"
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 
 @dataclass(frozen=True)
@@ -79,64 +76,27 @@ class LintPairsConfig:
     bandit: bool = True  # write bandit findings alongside the pairs
     files_per_shard: int = 50
     limit_files: int | None = None  # only the first N files of the sorted list (quick runs)
-    target_version: str = field(default_factory=_running_python)  # the Python the code is read as
+    # the Python the code is read as: the one that runs greenloop (and parsed the files)
+    target_version: str = field(default_factory=lambda: f"py{sys.version_info.major}{sys.version_info.minor}")
     max_file_bytes: int = MAX_FILE_BYTES
     max_unit_lines: int = 200  # longer functions make no pair (as in `file_units`)
 
     def __post_init__(self):
         if not re.fullmatch(r"[A-Z]+[0-9]*(,[A-Z]+[0-9]*)*", self.select):
             raise ValueError(f"select {self.select!r}: expected comma-separated ruff rule codes or prefixes (F,E711,UP)")
-        if self.files_per_shard < 1:
-            raise ValueError(f"files_per_shard must be at least 1, got {self.files_per_shard}")
-        if self.limit_files is not None and self.limit_files < 1:
-            raise ValueError(f"limit_files must be at least 1, got {self.limit_files}")
         if not re.fullmatch(r"py3[0-9]{1,2}", self.target_version):
             raise ValueError(f"target_version {self.target_version!r}: expected py3N, like py311")
-        if self.max_file_bytes < 1 or self.max_unit_lines < 1:
-            raise ValueError("max_file_bytes and max_unit_lines must be positive")
+        for name in ("files_per_shard", "limit_files", "max_file_bytes", "max_unit_lines"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
 class NotAnExample(Exception):
     """A fix or finding that makes no record; the message is the counted reason."""
 
 
-def line_starts(text: str) -> list[int]:
-    """Offset where each line starts (plus the empty line after a final line break)."""
-    return [0] + [match.end() for match in _NEWLINE.finditer(text)]
-
-
-def _offset(text: str, starts: list[int], location: dict[str, int]) -> int:
-    row, column = location["row"], location["column"]  # 1-based; columns count characters
-    if not 1 <= row <= len(starts) or column < 1:
-        raise ValueError(f"row {row} column {column} is outside the file")
-    offset = starts[row - 1] + column - 1
-    if offset > (starts[row] if row < len(starts) else len(text)):
-        raise ValueError(f"column {column} is past the end of line {row}")
-    return offset
-
-
-def fix_spans(text: str, edits: list[dict], starts: list[int] | None = None) -> list[tuple[int, int, str]]:
-    """A fix's edits as (start, end, replacement) character offsets into `text`, in order;
-    raises ValueError for edits that fall outside it or overlap."""
-    starts = starts or line_starts(text)
-    spans = sorted((_offset(text, starts, edit["location"]), _offset(text, starts, edit["end_location"]),
-                    edit.get("content") or "") for edit in edits)
-    for (start, end, _), following in zip(spans, spans[1:] + [(len(text), len(text), "")]):
-        if end < start or following[0] < end:
-            raise ValueError("overlapping or reversed edits")
-    return spans
-
-
-def apply_spans(text: str, spans: list[tuple[int, int, str]]) -> str:
-    parts, done = [], 0
-    for start, end, content in spans:
-        parts += [text[done:start], content]
-        done = end
-    return "".join(parts) + text[done:]
-
-
 def last_line(unit: CodeUnit) -> int:
-    return unit.first_line + len(_NEWLINE.findall(unit.source)) - 1
+    return unit.first_line + len(NEWLINE.findall(unit.source)) - 1
 
 
 @dataclass
@@ -187,6 +147,16 @@ def _same_function(units: list[CodeUnit], index: int, fixed_units: list[CodeUnit
     return twins[before]
 
 
+def _without_trailing_comments(source: str) -> str:
+    """A function ends at its last statement (as `file_units` cuts it): the blank or comment
+    lines a fix that deletes that statement leaves behind go too."""
+    lines = _LINE.findall(source)
+    while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith("#")):
+        lines.pop()
+    text = "".join(lines)
+    return text if text.endswith("\n") else text + "\n"
+
+
 def fixed_function(linted: LintedFile, index: int, spans: list[tuple[int, int, str]]) -> tuple[str, bool]:
     """Function `index` of the file with the fix applied, dedented, and whether the fix also
     edits outside it. Raises NotAnExample when the fixed code does not parse.
@@ -196,10 +166,13 @@ def fixed_function(linted: LintedFile, index: int, spans: list[tuple[int, int, s
     file per fix is what keeps big files fast. Any other fix is applied to the whole file,
     which is parsed and cut into functions again."""
     low, high = linted.span_of(linted.units[index])
-    if all(low <= start and end <= high for start, end, _ in spans):
+    # an insertion right at either edge of the function (an import above it) is outside it
+    inside = all(low <= start and end <= high and not (start == end and start in (low, high))
+                 for start, end, _ in spans)
+    if inside:
         source = textwrap.dedent(apply_spans(linted.text[low:high], [(s - low, e - low, c) for s, e, c in spans]))
         if source[:1].strip():  # the def (or decorator) line still sets the indentation
-            source = source if source.endswith("\n") else source + "\n"
+            source = _without_trailing_comments(source)
             try:
                 parse_quietly(source)
             except (SyntaxError, ValueError):
@@ -209,7 +182,7 @@ def fixed_function(linted: LintedFile, index: int, spans: list[tuple[int, int, s
         fixed_units = file_units(linted.file.path, apply_spans(linted.text, spans), max_lines=sys.maxsize)
     except SkipFile:
         raise NotAnExample("fixed_code_does_not_parse") from None
-    return _same_function(linted.units, index, fixed_units).source, True
+    return _same_function(linted.units, index, fixed_units).source, not inside
 
 
 def fix_pair(linted: LintedFile, diagnostic: dict, label: str, config: LintPairsConfig) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """ruff and bandit as subprocesses, for `greenloop.data.lint`: finding them, running them
-over a batch of files, and their JSON answers grouped by file.
+over a batch of files, their JSON answers grouped by file, and ruff's fix edits (rows and
+columns, 1-based, columns counting characters) as offsets into the text.
 
 A tool that fails on a batch (a crash, a timeout, output that is not JSON) is run again on
 each file alone, so one file it cannot handle costs only that file, reported by path.
@@ -11,13 +12,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
-import subprocess  # nosec B404: runs ruff and bandit with argument lists, never a shell
+import subprocess  # nosec B404
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
+NEWLINE = re.compile(r"\r\n|\r|\n")  # what ruff and the tokenizer call a line break (not \f, \x1c, ...)
 TOOL_TIMEOUT_S = 600  # one tool over one shard's files; a file alone gets a tenth of it
 
 
@@ -51,6 +54,7 @@ def require_bandit() -> str:
 
 
 def _run_tool(args: list[str], timeout: float, stdin: str | None = None) -> subprocess.CompletedProcess:
+    # an argument list of our own making (the tool, its options, file paths): no shell involved
     try:
         return subprocess.run(args, input=stdin, capture_output=True, text=True, timeout=timeout,  # nosec B603
                               check=False)
@@ -87,22 +91,17 @@ class Ruff:
 
     def __call__(self, paths: list[str]) -> dict[str, list[dict]]:
         """ruff's diagnostics for `paths`, by real path."""
-        return ruff_diagnostics(self, paths)
-
-
-def ruff_diagnostics(ruff: Ruff, paths: list[str]) -> dict[str, list[dict]]:
-    timeout = TOOL_TIMEOUT_S if len(paths) > 1 else TOOL_TIMEOUT_S / 10
-    done = _run_tool(ruff.command() + paths, timeout)
-    if done.returncode != 0:
-        raise ToolFailed(f"ruff exit {done.returncode}: {_tool_error(done.stderr)}")
-    try:
-        diagnostics = json.loads(done.stdout or "[]")
-    except json.JSONDecodeError as exc:
-        raise ToolFailed(f"ruff wrote no JSON ({exc.msg})") from None
-    by_path: dict[str, list[dict]] = {}
-    for diagnostic in diagnostics:
-        by_path.setdefault(os.path.realpath(diagnostic["filename"]), []).append(diagnostic)
-    return by_path
+        done = _run_tool(self.command() + paths, TOOL_TIMEOUT_S if len(paths) > 1 else TOOL_TIMEOUT_S / 10)
+        if done.returncode != 0:
+            raise ToolFailed(f"ruff exit {done.returncode}: {_tool_error(done.stderr)}")
+        try:
+            diagnostics = json.loads(done.stdout or "[]")
+        except json.JSONDecodeError as exc:
+            raise ToolFailed(f"ruff wrote no JSON ({exc.msg})") from None
+        by_path: dict[str, list[dict]] = {}
+        for diagnostic in diagnostics:
+            by_path.setdefault(os.path.realpath(diagnostic["filename"]), []).append(diagnostic)
+        return by_path
 
 
 def bandit_findings(paths: list[str]) -> dict[str, list[dict]]:
@@ -139,3 +138,38 @@ def run_per_file(scan: Callable[[list[str]], dict[str, list[dict]]], paths: list
         except ToolFailed as exc:
             errors[os.path.realpath(path)] = f"{tool}: {exc}"
     return results, errors
+
+
+def line_starts(text: str) -> list[int]:
+    """Offset where each line starts (plus the empty line after a final line break)."""
+    return [0] + [match.end() for match in NEWLINE.finditer(text)]
+
+
+def _offset(text: str, starts: list[int], location: dict[str, int]) -> int:
+    row, column = location["row"], location["column"]  # 1-based; columns count characters
+    if not 1 <= row <= len(starts) or column < 1:
+        raise ValueError(f"row {row} column {column} is outside the file")
+    offset = starts[row - 1] + column - 1
+    if offset > (starts[row] if row < len(starts) else len(text)):
+        raise ValueError(f"column {column} is past the end of line {row}")
+    return offset
+
+
+def fix_spans(text: str, edits: list[dict], starts: list[int] | None = None) -> list[tuple[int, int, str]]:
+    """A fix's edits as (start, end, replacement) character offsets into `text`, in order;
+    raises ValueError for edits that fall outside it or overlap."""
+    starts = starts or line_starts(text)
+    spans = sorted((_offset(text, starts, edit["location"]), _offset(text, starts, edit["end_location"]),
+                    edit.get("content") or "") for edit in edits)
+    for (start, end, _), following in zip(spans, spans[1:] + [(len(text), len(text), "")]):
+        if end < start or following[0] < end:
+            raise ValueError("overlapping or reversed edits")
+    return spans
+
+
+def apply_spans(text: str, spans: list[tuple[int, int, str]]) -> str:
+    parts, done = [], 0
+    for start, end, content in spans:
+        parts += [text[done:start], content]
+        done = end
+    return "".join(parts) + text[done:]

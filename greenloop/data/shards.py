@@ -9,11 +9,13 @@ a shard with a report is complete. A killed run, started again with the same arg
 skips every shard that has a report and redoes only the rest; because each shard's work
 depends only on its inputs and the seed, the result is the same as an uninterrupted run.
 Started again with different arguments on the same folder, it refuses (naming what
-changed) unless told `--force`, which clears the folder first.
+changed) unless told `--force`, which clears the folder first. A lock on the folder
+refuses a second run while one is writing there.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import multiprocessing
 import os
@@ -54,7 +56,18 @@ class ShardedRun:
         elif self.out.exists() and any(self.out.iterdir()):
             raise ValueError(f"{self.out} is not empty and holds no greenloop run; use another --out or --force")
         self.shard_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.out / ".lock", "w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise ValueError(f"another greenloop run is writing to {self.out}") from None
+        for stale in self.shard_dir.glob("*.tmp-*"):  # left by a killed write; nobody else writes here now
+            stale.unlink()
         write_json(run_file, {"command": command, "config": config})
+
+    def __getstate__(self) -> dict[str, Any]:  # worker processes get the paths, not the lock
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
 
     def shard_path(self, name: str) -> Path:
         return self.shard_dir / f"{name}.jsonl.gz"
@@ -90,7 +103,11 @@ def input_shards(folder: str | os.PathLike, prefix: str = "pairs") -> list[Path]
         raise ValueError(f"{folder}: not a greenloop data folder (no run.json)")
     if not (folder / "manifest.json").exists():
         raise ValueError(f"{folder}: its run has not finished (no manifest.json); run the same command again to resume it")
-    return sorted((folder / "shards").glob(f"{prefix}-*.jsonl.gz"))
+    shards = sorted((folder / "shards").glob(f"{prefix}-*.jsonl.gz"))
+    if not shards:
+        kinds = sorted({p.name.split("-")[0] for p in (folder / "shards").glob("*.jsonl.gz")})
+        raise ValueError(f"{folder}: no {prefix} shards" + (f" (it holds {', '.join(kinds)} records)" if kinds else ""))
+    return shards
 
 
 def read_pairs(paths: Sequence[str | os.PathLike]) -> Iterator[dict[str, Any]]:

@@ -48,6 +48,13 @@ class SourceFile:
         return os.path.join(self.root, self.path)
 
 
+def source_lines(text: str) -> list[str]:
+    """Lines as Python's parser counts them (`str.splitlines` also breaks at form feeds
+    and other separators, which would shift every line after them)."""
+    lines = text.split("\n")
+    return [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
+
+
 def parse_quietly(source: str) -> ast.Module:
     """ast.parse without the SyntaxWarnings (invalid escapes, `1 if`) that old or mutated
     code triggers on the user's terminal."""
@@ -90,7 +97,7 @@ def read_source(file: SourceFile, max_bytes: int = MAX_FILE_BYTES) -> str:
     except OSError as exc:
         raise SkipFile(f"unreadable: {exc.strerror or exc}") from None
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")  # a byte-order mark is valid Python source
     except UnicodeDecodeError as exc:
         raise SkipFile(f"not UTF-8 (byte {exc.start})") from None
 
@@ -102,7 +109,7 @@ def file_units(path: str, text: str, max_lines: int = 200) -> list[CodeUnit]:
         tree = parse_quietly(text)
     except (SyntaxError, ValueError) as exc:
         raise SkipFile(f"does not parse: {getattr(exc, 'msg', exc)} (line {getattr(exc, 'lineno', '?')})") from None
-    lines = text.splitlines(keepends=True)
+    lines = source_lines(text)
     units = []
     for qualname, node in _functions(tree.body, ""):
         first = node.decorator_list[0].lineno if node.decorator_list else node.lineno

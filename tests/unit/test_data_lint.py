@@ -8,8 +8,8 @@ import os
 import pytest
 
 from greenloop.data import lint
-from greenloop.data.lint import LintPairsConfig, fix_spans, apply_spans, run_lint_pairs
-from greenloop.data.lint_tools import ToolFailed, run_per_file
+from greenloop.data.lint import LintPairsConfig, run_lint_pairs
+from greenloop.data.lint_tools import ToolFailed, apply_spans, fix_spans, run_per_file
 
 CHECKS = '''\
 import os
@@ -69,6 +69,16 @@ def read_shards(out, prefix):
     return rows
 
 
+def shard_contents(out):
+    """Every shard's rows and every report, by file name (gzip headers hold a time stamp)."""
+    contents = {}
+    for path in sorted((out / "shards").iterdir()):
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as fh:
+            contents[path.name] = fh.read()
+    return contents
+
+
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("lint")
@@ -82,7 +92,7 @@ def by_rule(pairs, rule):
 
 def test_each_safe_fix_is_a_function_level_pair_labelled_with_its_rule(default_run):
     _, pairs, _ = default_run
-    (identity,) = by_rule(pairs, "ruff:E714")
+    (identity,) = [p for p in by_rule(pairs, "ruff:E714") if p["path"] == "checks.py"]
     assert identity["unit"] == "is_present" and identity["path"] == "checks.py" and identity["family"] == "lint"
     assert "not value is None" in identity["buggy"] and "not value is None" not in identity["fixed"]
     assert "value is not None" in identity["fixed"]
@@ -107,7 +117,8 @@ def test_columns_count_characters_and_crlf_files_work(default_run):
 def test_unsafe_and_module_level_fixes_are_counted_not_paired(default_run):
     manifest, pairs, _ = default_run
     assert not by_rule(pairs, "ruff:E711")
-    assert manifest["fixes_skipped"]["unsafe"] == 1 and manifest["fixes_skipped"]["outside_function"] == 1
+    # unsafe: E711 in compare, F841 (unused `label`) in greet; outside: the module's `import os`
+    assert manifest["fixes_skipped"] == {"unsafe": 2, "outside_function": 1}
     assert manifest["pairs"] == len(pairs) == 4
     assert manifest["rules"] == {"E714": 2, "F401": 1, "RET505": 1}
 
@@ -135,26 +146,30 @@ def test_bad_files_are_skipped_with_path_and_reason(default_run):
 
 def test_unsafe_fixes_when_asked(tmp_path):
     source = make_source(tmp_path / "src")
+    (source / "quiet.py").write_text("def quiet(action):\n    try:\n        action()\n    except OSError:\n        pass\n")
     run_lint_pairs(f"dir:{source}", tmp_path / "out", LintPairsConfig(unsafe_fixes=True, bandit=False))
-    (pair,) = by_rule(read_shards(tmp_path / "out", "pairs"), "ruff:E711")
+    pairs = read_shards(tmp_path / "out", "pairs")
+    (pair,) = by_rule(pairs, "ruff:E711")
     assert "value == None" in pair["buggy"] and "value is None" in pair["fixed"]
-    assert pair["meta"]["applicability"] == "unsafe"
+    assert pair["meta"]["applicability"] == "unsafe" and not pair["meta"]["edits_outside_function"]
+    (suppress,) = by_rule(pairs, "ruff:SIM105")  # also adds `import contextlib` above the function
+    assert "with contextlib.suppress(OSError):" in suppress["fixed"] and "import" not in suppress["fixed"]
+    assert suppress["meta"]["edits_outside_function"]
     assert not list((tmp_path / "out" / "shards").glob("findings-*"))
 
 
 def test_a_rerun_redoes_only_the_unfinished_shard(tmp_path, monkeypatch):
     source, out = make_source(tmp_path / "src"), tmp_path / "out"
     first = run_lint_pairs(f"dir:{source}", out, CONFIG)
-    shards = sorted((out / "shards").iterdir())
-    before = {path.name: path.read_bytes() for path in shards}
-    (out / "shards" / "pairs-00001.report.json").unlink()  # as if killed before it finished
+    before = shard_contents(out)
+    (out / "shards" / "pairs-00000.report.json").unlink()  # as if killed before it finished
     done = []
     real_call = lint.LintShard.__call__
     monkeypatch.setattr(lint.LintShard, "__call__", lambda self, item: done.append(item[0]) or real_call(self, item))
     second = run_lint_pairs(f"dir:{source}", out, CONFIG)
-    assert done == [1]
+    assert done == [0]
     assert second == first
-    assert {path.name: path.read_bytes() for path in sorted((out / "shards").iterdir())} == before
+    assert shard_contents(out) == before
 
 
 def test_other_arguments_on_the_same_folder_are_refused(tmp_path):
@@ -191,3 +206,17 @@ def test_a_tool_failing_on_one_file_costs_only_that_file():
 
     results, errors = run_per_file(scan, ["/a.py", "/bad.py", "/c.py"], "ruff")
     assert set(results) == {"/a.py", "/c.py"} and errors == {"/bad.py": "ruff: crashed"}
+
+
+def test_a_fix_inside_a_function_gives_what_recutting_the_fixed_file_gives():
+    from greenloop.data.units import SourceFile, file_units
+
+    text = "import os\n\n\nclass C:\n    def f(self):\n        '''doc'''\n        pass\n        # trailing\n\n\ndef g():\n    return 1\n"
+    linted = lint.LintedFile(SourceFile("/nowhere", "m.py"), text, file_units("m.py", text))
+    drop_pass = {"location": {"row": 7, "column": 1}, "end_location": {"row": 8, "column": 1}, "content": ""}
+    add_import = {"location": {"row": 1, "column": 1}, "end_location": {"row": 1, "column": 1}, "content": "import re\n"}
+    for edits, outside in (([drop_pass], False), ([drop_pass, add_import], True)):
+        spans = fix_spans(text, edits)
+        fixed, edits_outside = lint.fixed_function(linted, linted.unit_index_at(7), spans)
+        (recut,) = [u for u in file_units("m.py", apply_spans(text, spans)) if u.name == "C.f"]
+        assert fixed == recut.source == "def f(self):\n    '''doc'''\n" and edits_outside is outside

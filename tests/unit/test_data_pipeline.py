@@ -203,3 +203,20 @@ def test_verified_pairs_fail_a_test_that_the_original_passes(tmp_path):
     candidates = [Candidate(r["task_id"], side) for r in rows for side in (r["buggy"], r["fixed"])]
     verdicts = verify_candidates(tasks, candidates, VerifyConfig(workers=2, timeout_s=3))
     assert [v.passed for v in verdicts] == [False, True] * len(rows)
+
+
+def test_a_second_run_is_refused_while_one_writes(tmp_path):
+    first = ShardedRun(tmp_path / "D", "mutate", {})
+    with pytest.raises(ValueError, match="another greenloop run"):
+        ShardedRun(tmp_path / "D", "mutate", {})
+    del first
+    ShardedRun(tmp_path / "D", "mutate", {})  # the lock went with the first run
+
+
+def test_byte_order_marks_and_form_feeds_do_not_misplace_functions(tmp_path):
+    from greenloop.data.units import SourceFile, file_units, read_source
+
+    (tmp_path / "bom.py").write_bytes(b"\xef\xbb\xbf" + b"def f():\n    x = 1\x0c\n    return x\n\n\ndef g():\n    return 2\n")
+    units = file_units("bom.py", read_source(SourceFile(str(tmp_path), "bom.py")))
+    assert [(u.name, u.source) for u in units] == [("f", "def f():\n    x = 1\x0c\n    return x\n"),
+                                                  ("g", "def g():\n    return 2\n")]

@@ -17,7 +17,7 @@ import tokenize
 from dataclasses import dataclass
 from typing import ClassVar, Iterator
 
-from greenloop.data.units import CodeUnit, parse_quietly
+from greenloop.data.units import CodeUnit, parse_quietly, source_lines
 
 FAMILIES = ("syntax", "logic", "style", "security")
 
@@ -45,7 +45,7 @@ class Positions:
 
     def __init__(self, source: str):
         self.source = source
-        self.lines = source.splitlines(keepends=True)
+        self.lines = source_lines(source)
         self.starts = [0]
         for line in self.lines:
             self.starts.append(self.starts[-1] + len(line))
