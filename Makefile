@@ -23,6 +23,7 @@ bench: install
 	$(PY) benchmarks/verify_throughput.py
 	$(PY) benchmarks/funnel_savings.py
 	$(PY) benchmarks/mbpp_references.py
+	$(PY) benchmarks/data_throughput.py
 
 clean:
 	rm -rf $(VENV) runs

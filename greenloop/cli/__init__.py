@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from greenloop.config import ConfigError
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
+    except BrokenPipeError:  # `greenloop ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (DataError, ConfigError, RegistryError, ValueError, OSError, EOFError) as exc:
         print(f"greenloop {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -56,6 +56,6 @@ def run_operators(args) -> int:
 
     for name in mutation_operators.names():
         op = mutation_operators.get(name)
-        summary = (op.__doc__ or "").strip().splitlines()[0]
+        summary = " ".join((op.__doc__ or "").strip().split("\n\n")[0].split())
         print(f"{name:20} {op.family:9} {summary}")
     return 0

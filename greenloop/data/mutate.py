@@ -11,7 +11,7 @@ Task sources (`humaneval`, `mbpp:PATH`, `jsonl:PATH`) mutate each task's referen
 solution (below its prompt, which stays as given) and then run every mutant and the
 reference through the verifier: a pair is kept only when the reference passes and the
 mutant fails at least one test (`verified: true`); the mutant's verdict is in `meta`.
-A mutant's time limit is 20 times its reference's CPU time (at least 0.5 s, at most
+A mutant's time limit is 20 times its reference's CPU time (at least 0.25 s, at most
 `--timeout`), so mutants that loop forever cost little; one that runs out of time while
 the reference passes is a verified bug (outcome `timeout`).
 """
@@ -31,8 +31,8 @@ from greenloop.data.units import (CodeUnit, MAX_FILE_BYTES, SkipFile, file_units
                                   source_files)
 
 TASK_FAMILIES = ("humaneval", "mbpp", "jsonl")
-# a mutant's time limit: 20x its reference's CPU time in the sandbox, within [0.5 s, --timeout]
-TIMEOUT_FACTOR, MIN_TIMEOUT_S = 20.0, 0.5
+# a mutant's time limit: 20x its reference's CPU time in the sandbox, within [0.25 s, --timeout]
+TIMEOUT_FACTOR, MIN_TIMEOUT_S = 20.0, 0.25
 
 
 @dataclass(frozen=True)
