@@ -27,14 +27,17 @@ Difficulty is `0.5·family + 0.2·size + 0.3·distance`, each term in [0, 1]:
   parser reports, for everything else the end of the unit (where a wrong value or effect
   leaves the function).
 
-Curriculum buckets (`greenloop data split`) cut the scores of a whole dataset at their
-quintiles, so the five buckets hold about equal numbers of pairs, easiest first; the cut
-points are in the split's manifest.
+Curriculum buckets (`greenloop data split`) cut the sorted scores of a whole dataset into
+five buckets of about equal size, easiest first (`bucket_cuts`); pairs with equal scores
+share a bucket, so a score many pairs have (0.0: a one-token syntax bug the parser
+reports on its own line) makes its bucket larger, and the rest are split evenly. The
+cut points are in the split's manifest.
 """
 
 from __future__ import annotations
 
 import bisect
+import collections
 import difflib
 import hashlib
 import math
@@ -74,15 +77,22 @@ def difficulty(family: str, tokens_changed: int, distance_lines: int) -> float:
 
 
 def bucket_cuts(scores: list[float]) -> list[float]:
-    """The quintiles of a dataset's difficulty scores: the cut points of its buckets."""
-    ordered = sorted(scores)
-    if not ordered:
-        return []
-    return [ordered[max(0, len(ordered) * k // N_BUCKETS - 1)] for k in range(1, N_BUCKETS)]
+    """Upper bounds of the five buckets: sorted scores are cut so that each bucket holds
+    about an equal share of what the buckets before it left. Equal scores share a bucket,
+    so a score held by many pairs makes its bucket larger and the others even."""
+    counts = sorted(collections.Counter(scores).items())
+    remaining, cuts, size = len(scores), [], 0
+    for value, count in counts:
+        size += count
+        if len(cuts) < N_BUCKETS - 1 and size >= remaining / (N_BUCKETS - len(cuts)):
+            cuts.append(value)
+            remaining -= size
+            size = 0
+    return cuts
 
 
 def bucket(score: float, cuts: list[float]) -> int:
-    """0 (easiest) .. 4: how many cut points lie below the score."""
+    """0 (easiest) .. 4: the first bucket whose upper bound reaches the score."""
     return bisect.bisect_left(cuts, score)
 
 

@@ -61,11 +61,20 @@ def test_syntax_pairs_measure_distance_to_the_reported_line():
     assert near["difficulty"] < far["difficulty"]
 
 
-@pytest.mark.parametrize("scores", [[0.1 * i for i in range(10)], [0.0] * 5 + [0.5] * 5, [0.3]])
-def test_buckets_are_quintiles(scores):
+@pytest.mark.parametrize("scores", [[0.1 * i for i in range(10)], [0.0] * 5 + [0.5] * 5, [0.3], []])
+def test_buckets_cut_sorted_scores_evenly(scores):
     cuts = bucket_cuts(scores)
     buckets = [bucket(s, cuts) for s in scores]
     assert all(0 <= b <= 4 for b in buckets)
-    assert buckets == sorted(buckets) if scores == sorted(scores) else True
-    if len(set(scores)) == len(scores) == 10:
+    assert buckets == sorted(buckets)  # the scores are sorted, so are their buckets
+    for a, b in zip(scores, scores[1:]):
+        assert (a == b) <= (bucket(a, cuts) == bucket(b, cuts))  # equal scores, one bucket
+    if len(set(scores)) == 10:
         assert [buckets.count(b) for b in range(5)] == [2, 2, 2, 2, 2]
+
+
+def test_a_crowded_score_takes_one_bucket_and_the_rest_are_even():
+    scores = [0.0] * 40 + [i / 100 for i in range(1, 61)]
+    cuts = bucket_cuts(scores)
+    sizes = [sum(1 for s in scores if bucket(s, cuts) == b) for b in range(5)]
+    assert sizes == [40, 15, 15, 15, 15]
