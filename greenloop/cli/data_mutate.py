@@ -43,7 +43,8 @@ def run(args) -> int:
     print("by family: " + ", ".join(f"{k} {v}" for k, v in summary["by_family"].items()))
     if "verified" in summary:
         v = summary["verified"]
-        print(f"verified: {v['mutants']} mutants of {v['tasks']} tasks run; kept {summary['pairs']}; rejected "
+        print(f"verified: {v['mutants']} mutants of {v['tasks']} tasks run in the sandbox, {v['test_verified']} fail a "
+              f"test the reference passes; {v['parser_checked']} syntax mutants checked by the parser; rejected "
               + ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in v["rejected"].items()))
     if summary["skipped"]:
         print(f"skipped {len(summary['skipped'])} files (paths and reasons in {args.out}/manifest.json), e.g. "

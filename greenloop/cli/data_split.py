@@ -9,7 +9,7 @@ from greenloop.cli.data import add_common_options
 
 def _ratios(text: str) -> tuple[float, float, float]:
     parts = [float(p) for p in text.replace(",", "/").split("/")]
-    if len(parts) != 3:
+    if len(parts) != 3 or any(p < 0 for p in parts) or sum(parts) <= 0:
         raise argparse.ArgumentTypeError(f"expected TRAIN/VALIDATION/TEST, got {text!r}")
     total = sum(parts)
     return tuple(p / total for p in parts)  # type: ignore[return-value]

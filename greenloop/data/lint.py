@@ -61,8 +61,8 @@ from greenloop.data.lint_tools import (NEWLINE, Ruff, apply_spans, bandit_findin
                                        require_bandit, run_per_file)
 from greenloop.data.pairs import make_pair
 from greenloop.data.shards import ShardedRun, run_parallel, shard_names
-from greenloop.data.units import (MAX_FILE_BYTES, CodeUnit, SkipFile, SourceFile, file_units, parse_quietly,
-                                  read_source, source_files)
+from greenloop.data.units import (MAX_FILE_BYTES, CodeUnit, SkipFile, SourceFile, file_units, files_fingerprint,
+                                  parse_quietly, read_source, source_files)
 
 # rule families whose fixes are bug-ish or style; W and PERF rarely fix anything but cost nothing
 DEFAULT_SELECT = "F,E,W,B,C4,UP,SIM,PIE,RET,PERF,RUF,FURB,RSE"
@@ -361,7 +361,8 @@ def run_lint_pairs(spec: str, out: str | os.PathLike, config: LintPairsConfig, w
     tools = {"ruff": ruff.check_options()}
     if config.bandit:
         tools["bandit"] = require_bandit()
-    run = ShardedRun(out, "lint-pairs", {"source": spec, **asdict(config), "tools": tools}, force=force)
+    run = ShardedRun(out, "lint-pairs", {"source": spec, **asdict(config), "tools": tools,
+                                         "inputs": files_fingerprint(files)}, force=force)
     step = config.files_per_shard
     slices = [files[start:start + step] for start in range(0, len(files), step)]
     todo = [(index, part) for index, part in enumerate(slices) if not shard_done(run, index, config)]

@@ -8,9 +8,11 @@ was resumed) from all the sites the operator finds, and kept when they have the 
 property (syntax mutants fail to parse; all others parse).
 
 Task sources (`humaneval`, `mbpp:PATH`, `jsonl:PATH`) mutate each task's reference
-solution (below its prompt, which stays as given) and then run every mutant and the
-reference through the verifier: a pair is kept only when the reference passes and the
-mutant fails at least one test (`verified: true`); the mutant's verdict is in `meta`.
+solution (below its prompt, which stays as given) and then run every non-syntax mutant
+and the reference through the verifier: such a pair is kept only when the reference
+passes and the mutant fails at least one test (`verified: true`); the mutant's verdict is
+in `meta`. Syntax mutants cannot run; their check is the parser (`meta.check: "parser"`,
+`verified` null), and they are kept where the reference passes.
 A mutant's time limit is 20 times its reference's CPU time (at least 0.25 s, at most
 `--timeout`), so mutants that loop forever cost little; one that runs out of time while
 the reference passes is a verified bug (outcome `timeout`).
@@ -27,8 +29,8 @@ from greenloop.data import mutation_operators
 from greenloop.data.operators.base import MutationOperator, Positions, apply_edits
 from greenloop.data.pairs import make_pair
 from greenloop.data.shards import ShardedRun, run_parallel, shard_names
-from greenloop.data.units import (CodeUnit, MAX_FILE_BYTES, SkipFile, file_units, parse_quietly, read_source,
-                                  source_files)
+from greenloop.data.units import (CodeUnit, MAX_FILE_BYTES, SkipFile, file_units, files_fingerprint, fingerprint,
+                                  parse_quietly, read_source, source_files)
 
 TASK_FAMILIES = ("humaneval", "mbpp", "jsonl")
 # a mutant's time limit: 20x its reference's CPU time in the sandbox, within [0.25 s, --timeout]
@@ -81,9 +83,9 @@ def unit_mutants(unit: CodeUnit, operators: list[MutationOperator], per_operator
             buggy = apply_edits(unit.source, mutation)
             if buggy == unit.source:
                 continue
-            symptom = _syntax_error_line(buggy)
-            if (symptom is not None) != (op.family == "syntax"):
+            if not op.keep(buggy):
                 continue
+            symptom = _syntax_error_line(buggy) if op.family == "syntax" else None
             yield op, buggy, symptom
             kept += 1
             if kept == per_operator:
@@ -145,10 +147,7 @@ def count_by(rows: list[dict[str, Any]], field: str) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def mutate_code(run: ShardedRun, config: MutateConfig, workers: int) -> list[dict[str, Any]]:
-    label, files = source_files(config.source)
-    if config.limit_files:
-        files = files[: config.limit_files]
+def mutate_code(run: ShardedRun, config: MutateConfig, workers: int, label: str, files: list) -> list[dict[str, Any]]:
     chunks = [tuple(files[i:i + config.files_per_shard]) for i in range(0, len(files), config.files_per_shard)]
     shards = [_CodeShard(run, name, label, chunk, config)
               for name, chunk in zip(shard_names("pairs", len(chunks)), chunks)]
@@ -159,15 +158,18 @@ def mutate_code(run: ShardedRun, config: MutateConfig, workers: int) -> list[dic
 
 # ---- task sources -------------------------------------------------------------------------------
 
-def mutate_tasks(run: ShardedRun, config: MutateConfig, workers: int) -> list[dict[str, Any]]:
-    """Mutants of each task's reference, kept only when the verifier proves them wrong."""
+def load_task_source(config: MutateConfig):
     from greenloop.tasks import load_tasks
-    from greenloop.verify.funnel import Verifier, VerifyConfig
 
     task_set = load_tasks(config.source)
     tasks = [t for t in task_set.tasks.values() if t.reference]
-    if config.limit_files:
-        tasks = tasks[: config.limit_files]
+    return task_set, tasks[: config.limit_files] if config.limit_files else tasks
+
+
+def mutate_tasks(run: ShardedRun, config: MutateConfig, workers: int, task_set, tasks) -> list[dict[str, Any]]:
+    """Mutants of each task's reference, kept only when the verifier proves them wrong."""
+    from greenloop.verify.funnel import Verifier, VerifyConfig
+
     chunks = [tasks[i:i + config.tasks_per_shard] for i in range(0, len(tasks), config.tasks_per_shard)]
     names = shard_names("pairs", len(chunks))
     todo = [(name, chunk) for name, chunk in zip(names, chunks) if not run.done(name)]
@@ -187,7 +189,8 @@ def mutate_tasks(run: ShardedRun, config: MutateConfig, workers: int) -> list[di
 def _task_unit(task) -> CodeUnit:
     from greenloop.data.units import unit_from_program
 
-    editable_from = task.prompt.count("\n") + 1 if task.prompt_is_code and task.reference.startswith(task.prompt) else 1
+    prompt_lines = task.prompt.count("\n") + (0 if task.prompt.endswith("\n") else 1)
+    editable_from = prompt_lines + 1 if task.prompt_is_code and task.reference.startswith(task.prompt) else 1
     return unit_from_program(task.task_id, task.entry_point, task.reference, editable_from)
 
 
@@ -196,7 +199,7 @@ def _verified_pairs(tasks, config: MutateConfig, verifier) -> tuple[list[dict[st
 
     operators = config.load_operators()
     label = config.source.split(":", 1)[0].split("@", 1)[0]
-    candidates, pairs, skipped = [], [], []
+    candidates, pairs, skipped, parser_checked = [], [], [], []
     for task in tasks:
         try:
             unit = _task_unit(task)
@@ -206,6 +209,10 @@ def _verified_pairs(tasks, config: MutateConfig, verifier) -> tuple[list[dict[st
         candidates.append(Candidate(task.task_id, unit.source, source="reference"))
         pairs.append(None)
         for pair in pairs_of_unit(unit, operators, config, label, task_id=task.task_id):
+            if pair["family"] == "syntax":  # the parser is its check; the sandbox would never run it
+                pair["meta"]["check"] = "parser"
+                parser_checked.append(pair)
+                continue
             candidates.append(Candidate(task.task_id, pair["buggy"], source=f"mutation:{pair['bug_type']}"))
             pairs.append(pair)
     verdicts = [None] * len(candidates)
@@ -227,8 +234,15 @@ def _verified_pairs(tasks, config: MutateConfig, verifier) -> tuple[list[dict[st
             pair["meta"].update({"outcome": verdict.outcome.value, "stage": verdict.stage, "detail": verdict.detail,
                                  "tests_passed": verdict.tests_passed, "tests_total": verdict.tests_total})
             rows.append(pair)
+    verified = len(rows)
+    for pair in parser_checked:  # kept where the fixed side (the reference) passes its tests
+        if reference_ok.get(pair["task_id"]):
+            rows.append(pair)
+        else:
+            rejected["reference_failed"] += 1
     failed_refs = sorted(t for t, ok in reference_ok.items() if not ok)
     report = {"tasks": len(tasks), "units": len(reference_ok), "mutants": len(candidates) - len(reference_ok),
+              "test_verified": verified, "parser_checked": len(rows) - verified,
               "rejected": rejected, "by_bug_type": count_by(rows, "bug_type"),
               "skipped": skipped + [{"path": t, "reason": "reference fails its own tests"} for t in failed_refs]}
     return rows, report
@@ -236,8 +250,15 @@ def _verified_pairs(tasks, config: MutateConfig, verifier) -> tuple[list[dict[st
 
 def run_mutate(config: MutateConfig, out: str, workers: int, force: bool = False) -> dict[str, Any]:
     """The whole command: shards (resumed where finished), then the manifest."""
-    run = ShardedRun(out, "mutate", asdict(config), force=force)
-    reports = (mutate_tasks if config.is_task_source else mutate_code)(run, config, workers)
+    if config.is_task_source:
+        inputs = load_task_source(config)
+        stamp = fingerprint(f"{t.task_id}\0{t.reference}" for t in inputs[1])
+    else:
+        label, files = source_files(config.source)
+        inputs = (label, files[: config.limit_files] if config.limit_files else files)
+        stamp = files_fingerprint(inputs[1])
+    run = ShardedRun(out, "mutate", {**asdict(config), "inputs": stamp}, force=force)
+    reports = (mutate_tasks if config.is_task_source else mutate_code)(run, config, workers, *inputs)
     by_type: dict[str, int] = {}
     rejected: dict[str, int] = {}
     for report in reports:
@@ -253,6 +274,7 @@ def run_mutate(config: MutateConfig, out: str, workers: int, force: bool = False
                "units": sum(r.get("units", 0) for r in reports), "by_family": dict(sorted(families.items())),
                "by_bug_type": dict(sorted(by_type.items())), "skipped": [s for r in reports for s in r["skipped"]]}
     if config.is_task_source:
-        summary["verified"] = {"tasks": sum(r["tasks"] for r in reports), "mutants": sum(r["mutants"] for r in reports),
-                               "rejected": rejected}
+        summary["verified"] = {key: sum(r[key] for r in reports)
+                               for key in ("tasks", "mutants", "test_verified", "parser_checked")}
+        summary["verified"]["rejected"] = rejected
     return run.finish(summary)

@@ -45,6 +45,8 @@ import io
 import tokenize
 from typing import Any
 
+from greenloop.data.units import source_lines
+
 FAMILY_WEIGHT = {"syntax": 0.0, "lint": 0.2, "style": 0.4, "security": 0.6, "git": 0.8, "logic": 0.8, "qa": 0.8}
 PAIR_FIELDS = ("pair_id", "bug_type", "family", "source", "path", "unit", "span", "buggy", "fixed",
                "diff", "difficulty", "task_id", "verified", "meta")
@@ -99,7 +101,7 @@ def bucket(score: float, cuts: list[float]) -> int:
 def changed_span(buggy: str, fixed: str) -> tuple[int, int]:
     """First and last line of `fixed` the change touches (1-based); a pure deletion
     points at the line after it. (0, 0) when the sides are equal."""
-    a, b = buggy.splitlines(), fixed.splitlines()
+    a, b = _lines(buggy), _lines(fixed)
     removed, added = changed_lines(buggy, fixed)
     if not removed and not added:
         return (0, 0)
@@ -110,8 +112,12 @@ def changed_span(buggy: str, fixed: str) -> tuple[int, int]:
     return (min(first, max(1, len(b))), max(min(first, max(1, len(b))), head + len(added)))
 
 
+def _lines(text: str) -> list[str]:
+    return [line.rstrip("\r\n") for line in source_lines(text)]
+
+
 def unified_diff(buggy: str, fixed: str, context: int = 2) -> str:
-    lines = difflib.unified_diff(buggy.splitlines(keepends=True), fixed.splitlines(keepends=True),
+    lines = difflib.unified_diff(source_lines(buggy), source_lines(fixed),
                                  "buggy", "fixed", n=context)
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
@@ -134,7 +140,7 @@ def changed_lines(buggy: str, fixed: str) -> tuple[list[str], list[str]]:
     """The region between the common first and last lines: what the change removes from
     `buggy` and what it puts in `fixed` (one block, however many hunks; token-level
     comparison inside it counts only what differs)."""
-    a, b = buggy.splitlines(), fixed.splitlines()
+    a, b = _lines(buggy), _lines(fixed)
     head = 0
     while head < min(len(a), len(b)) and a[head] == b[head]:
         head += 1

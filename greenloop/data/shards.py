@@ -43,8 +43,17 @@ class ShardedRun:
         self.shard_dir = self.out / "shards"
         config = json.loads(json.dumps(config))  # as it will read back (tuples become lists)
         run_file = self.out / "run.json"
-        if force and self.out.exists():
-            shutil.rmtree(self.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.out / ".lock", "a")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise ValueError(f"another greenloop run is writing to {self.out}") from None
+        if force:  # everything but the lock we hold
+            for entry in self.out.iterdir():
+                if entry.name != ".lock":
+                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         if run_file.exists():
             previous = json.loads(run_file.read_text())
             changed = sorted(k for k in set(previous.get("config", {})) | set(config)
@@ -53,15 +62,9 @@ class ShardedRun:
                 what = f"command {previous.get('command')!r}" if previous.get("command") != command else ", ".join(changed)
                 raise ValueError(f"{self.out} holds a run with different arguments ({what}); "
                                  "use another --out, or --force to start over")
-        elif self.out.exists() and any(self.out.iterdir()):
+        elif any(e.name != ".lock" for e in self.out.iterdir()):
             raise ValueError(f"{self.out} is not empty and holds no greenloop run; use another --out or --force")
         self.shard_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = open(self.out / ".lock", "w")
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock.close()
-            raise ValueError(f"another greenloop run is writing to {self.out}") from None
         for stale in self.shard_dir.glob("*.tmp-*"):  # left by a killed write; nobody else writes here now
             stale.unlink()
         write_json(run_file, {"command": command, "config": config})

@@ -13,15 +13,17 @@ stops a run.
 from __future__ import annotations
 
 import ast
+import hashlib
 import os
+import re
 import sysconfig
-import textwrap
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 MAX_FILE_BYTES = 1_000_000
+_LINE_END = re.compile(r"(?<=\r\n)|(?<=\r)(?!\n)|(?<=\n)")
 SKIP_DIRS = {"site-packages", "__pycache__", ".git", ".venv", "venv", "node_modules", ".tox", "build", "dist"}
 
 
@@ -51,6 +53,8 @@ class SourceFile:
 def source_lines(text: str) -> list[str]:
     """Lines as Python's parser counts them (`str.splitlines` also breaks at form feeds
     and other separators, which would shift every line after them)."""
+    if "\r" in text:  # Windows or old Mac line ends, kept as they are
+        return [line for line in _LINE_END.split(text) if line]
     lines = text.split("\n")
     return [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
 
@@ -60,7 +64,10 @@ def parse_quietly(source: str) -> ast.Module:
     code triggers on the user's terminal."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return ast.parse(source)
+        try:
+            return ast.parse(source)
+        except (RecursionError, MemoryError):
+            raise SyntaxError("too deeply nested to parse") from None
 
 
 class SkipFile(Exception):
@@ -78,6 +85,25 @@ def source_files(spec: str) -> tuple[str, list[SourceFile]]:
             raise ValueError(f"--source {spec}: {root} is not a directory")
         return f"dir:{spec[4:]}", list(walk_python_files(root))
     raise ValueError(f"--source {spec!r}: expected stdlib, dir:PATH, or a task family (humaneval, mbpp:PATH, jsonl:PATH)")
+
+
+def fingerprint(items: Iterable[str]) -> str:
+    """A digest of a run's inputs: a resumed run must see the same ones, or its shards
+    (slices of the input list) would not line up with the finished ones."""
+    digest = hashlib.blake2b(digest_size=12)
+    for item in items:
+        digest.update(item.encode("utf-8", "surrogateescape") + b"\0")
+    return digest.hexdigest()
+
+
+def files_fingerprint(files: list[SourceFile]) -> str:
+    def stamp(file: SourceFile) -> str:
+        try:
+            st = os.stat(file.full_path)
+            return f"{file.path}\0{st.st_size}\0{st.st_mtime_ns}"
+        except OSError:
+            return f"{file.path}\0missing"
+    return fingerprint(stamp(f) for f in files)
 
 
 def walk_python_files(root: str) -> Iterator[SourceFile]:
@@ -108,14 +134,14 @@ def file_units(path: str, text: str, max_lines: int = 200) -> list[CodeUnit]:
     try:
         tree = parse_quietly(text)
     except (SyntaxError, ValueError) as exc:
-        raise SkipFile(f"does not parse: {getattr(exc, 'msg', exc)} (line {getattr(exc, 'lineno', '?')})") from None
+        raise SkipFile(f"does not parse: {getattr(exc, 'msg', exc)} (line {getattr(exc, 'lineno', None) or '?'})") from None
     lines = source_lines(text)
     units = []
     for qualname, node in _functions(tree.body, ""):
         first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
         if node.end_lineno - first + 1 > max_lines:
             continue
-        source = textwrap.dedent("".join(lines[first - 1:node.end_lineno]))
+        source = _dedent(lines[first - 1:node.end_lineno], lines[first - 1][:node.col_offset])
         if not source.endswith("\n"):
             source += "\n"
         try:
@@ -124,6 +150,12 @@ def file_units(path: str, text: str, max_lines: int = 200) -> list[CodeUnit]:
             continue
         units.append(CodeUnit(path, qualname, source, first, unit_tree))
     return units
+
+
+def _dedent(lines: list[str], margin: str) -> str:
+    """Remove the function's own indentation from each line that has it (blank lines and
+    strings less indented than the `def` are kept as they are)."""
+    return "".join(line[len(margin):] if line.startswith(margin) else line for line in lines)
 
 
 def _functions(body: list[ast.stmt], prefix: str) -> Iterator[tuple[str, ast.AST]]:

@@ -129,3 +129,25 @@ def test_unknown_operator_suggests_a_name():
 
     with pytest.raises(RegistryError, match="wrong_operator"):
         mutation_operators.get("wrong_operater")
+
+
+@pytest.mark.parametrize("name, source, unwanted", [
+    ("swapped_arguments", "x = f(0xff, 255)\n", None),  # the same value written twice: no bug
+    ("swapped_arguments", "m = max(a, b)\n", None),  # order does not matter
+    ("off_by_one", "ok = (a or b) + 1 == 3\n", "ok = (a or b) == 3\n"),
+])
+def test_no_equivalent_or_broken_mutants(name, source, unwanted):
+    op = mutation_operators.get(name)()
+    mutants = all_mutants(op, source)
+    if unwanted is None:
+        assert mutants == []
+    else:
+        assert unwanted in mutants and all(parses(m) for m in mutants)
+
+
+def test_guards_below_a_prompt_are_editable():
+    source = 'def f(x):\n    """Doc."""\n    if x is None:\n        return 0\n    return len(x)\n'
+    unit = unit_from_program("t", "f", source, editable_from=3)
+    op = mutation_operators.get("none_check_missing")()
+    mutants = [apply_edits(unit.source, m) for m in op.mutations(unit, Positions(unit.source))]
+    assert mutants == ['def f(x):\n    """Doc."""\n    return len(x)\n']

@@ -198,6 +198,7 @@ def test_verified_pairs_fail_a_test_that_the_original_passes(tmp_path):
     summary = run_mutate(config, str(tmp_path / "D"), workers=2)
     rows = [r for shard in shard_rows(tmp_path / "D").values() for r in shard]
     assert rows and all(r["verified"] is True and r["task_id"].startswith("HumanEval/") for r in rows)
+    assert summary["verified"]["test_verified"] == len(rows) and summary["verified"]["parser_checked"] == 0
     assert summary["verified"]["mutants"] >= len(rows)
     tasks = load_tasks("humaneval")
     candidates = [Candidate(r["task_id"], side) for r in rows for side in (r["buggy"], r["fixed"])]
@@ -220,3 +221,37 @@ def test_byte_order_marks_and_form_feeds_do_not_misplace_functions(tmp_path):
     units = file_units("bom.py", read_source(SourceFile(str(tmp_path), "bom.py")))
     assert [(u.name, u.source) for u in units] == [("f", "def f():\n    x = 1\x0c\n    return x\n"),
                                                   ("g", "def g():\n    return 2\n")]
+
+
+def test_a_deeply_nested_file_is_skipped_not_fatal(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "deep.py").write_text("def f():\n    return " + " + ".join(['"x"'] * 3000) + "\n")
+    (tmp_path / "src" / "ok.py").write_text(FUNCS[0])
+    summary = run_mutate(MutateConfig(source=f"dir:{tmp_path / 'src'}"), str(tmp_path / "D"), workers=1)
+    assert [s["reason"] for s in summary["skipped"]] == ["does not parse: too deeply nested to parse (line ?)"]
+    assert summary["pairs"] > 0
+
+
+def test_resuming_over_changed_files_is_refused(tree, tmp_path):
+    run_mutate(MutateConfig(source=f"dir:{tree}", files_per_shard=1), str(tmp_path / "D"), workers=1)
+    (tree / "a_new_file.py").write_text(FUNCS[1])
+    with pytest.raises(ValueError, match="inputs"):
+        run_mutate(MutateConfig(source=f"dir:{tree}", files_per_shard=1), str(tmp_path / "D"), workers=1)
+
+
+def test_force_does_not_clear_a_folder_another_run_holds(tmp_path):
+    first = ShardedRun(tmp_path / "D", "mutate", {"a": 1})
+    first.write_shard("pairs-00000", [], {})
+    with pytest.raises(ValueError, match="another greenloop run"):
+        ShardedRun(tmp_path / "D", "mutate", {"a": 2}, force=True)
+    assert first.done("pairs-00000")
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\r"])
+def test_windows_and_old_mac_line_ends_keep_every_method(newline):
+    from greenloop.data.units import file_units
+
+    text = "class A:\n    def f(self):\n        x = 1\n\n        return x\n\n    def g(self):\n        return 2\n"
+    units = file_units("x.py", text.replace("\n", newline))
+    assert [(u.name, u.source.replace("\r\n", "\n").replace("\r", "\n")) for u in units] == [
+        ("A.f", "def f(self):\n    x = 1\n\n    return x\n"), ("A.g", "def g(self):\n    return 2\n")]

@@ -3,8 +3,9 @@
 An operator never rewrites code through `ast.unparse` (that would reformat the whole unit
 and make every diff huge): it finds sites in the parsed unit and returns `Edit`s, exact
 replacements of character ranges of the original text, so a pair's diff is the bug and
-nothing else. `mutants()` applies them and keeps only results with the family's property:
-syntax mutants fail to parse, every other family's mutants parse.
+nothing else. `greenloop.data.mutate.unit_mutants` applies them and keeps only results
+with the family's property (`MutationOperator.keep`): syntax mutants fail to parse, every
+other family's mutants parse.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class MutationOperator:
         """The family's property: syntax bugs do not parse; every other bug does."""
         try:
             parse_quietly(buggy)
-        except (SyntaxError, ValueError):
+        except (SyntaxError, ValueError):  # ValueError: null bytes
             return self.family == "syntax"
         return self.family != "syntax"
 

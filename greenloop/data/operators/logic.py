@@ -55,7 +55,11 @@ class OffByOne(MutationOperator):
                         yield from self._shift(pos, bound)
             elif isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)) and _is_int(node.right) \
                     and node.right.value == 1:
-                yield replace(pos, node, pos.text(node.left))
+                symbol = operator_gap(pos, node.left, node.right, "+" if isinstance(node.op, ast.Add) else "-")
+                if symbol is not None:  # delete from the operator to the end: `(a or b) + 1` -> `(a or b)`
+                    left_end = pos.offset(node.left.end_lineno, node.left.end_col_offset)
+                    gap = pos.source[left_end:symbol.start]  # the left operand's closing parentheses stay
+                    yield (Edit(left_end + len(gap.rstrip()), pos.span(node)[1], ""),)
 
     def _shift(self, pos: Positions, node: ast.AST) -> Iterator[Mutation]:
         if _is_int(node):
@@ -209,6 +213,16 @@ class WrongVariable(MutationOperator):
                             yield replace(pos, node, other)
 
 
+# calls whose result does not depend on the order of their arguments: swapping them is no bug
+_SYMMETRIC = {"max", "min", "assertEqual", "assertNotEqual", "assertIs", "assertIsNot", "assertAlmostEqual",
+              "assertNotAlmostEqual", "assertCountEqual", "assertSetEqual", "isclose", "gcd", "lcm", "hypot"}
+
+
+def _callee(call: ast.Call) -> str:
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+
+
 class SwappedArguments(MutationOperator):
     """Two neighbouring positional arguments of a call trade places.
 
@@ -222,12 +236,12 @@ class SwappedArguments(MutationOperator):
 
     def mutations(self, unit: CodeUnit, pos: Positions) -> Iterator[Mutation]:
         for node in ast.walk(unit.tree):
-            if isinstance(node, ast.Call) and in_editable(unit, node):
+            if isinstance(node, ast.Call) and in_editable(unit, node) and _callee(node) not in _SYMMETRIC:
                 for a, b in zip(node.args, node.args[1:]):
                     if isinstance(a, ast.Starred) or isinstance(b, ast.Starred):
                         continue
                     ta, tb = pos.text(a), pos.text(b)
-                    if ta != tb:
+                    if ast.dump(a) != ast.dump(b):  # `f(0xff, 255)` swapped is the same call
                         (sa, ea), (sb, eb) = pos.span(a), pos.span(b)
                         yield (Edit(sa, ea, tb), Edit(sb, eb, ta))
 

@@ -16,8 +16,7 @@ _PLACEHOLDER = re.compile(r"\?|%s")
 
 
 def _quoted(text: str) -> str:
-    quote = '"' if '"' not in text else "'"
-    return quote + text.replace("\\", "\\\\") + quote
+    return repr(text)  # a valid literal whatever the query holds (quotes, newlines)
 
 
 class SqlInjection(MutationOperator):

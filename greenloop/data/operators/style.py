@@ -147,19 +147,19 @@ class NoneCheckMissing(MutationOperator):
 
     def mutations(self, unit: CodeUnit, pos: Positions) -> Iterator[Mutation]:
         for node in ast.walk(unit.tree):
-            if not in_editable(unit, node):
-                continue
             for field in ("body", "orelse"):
                 block = getattr(node, field, None)
                 if not isinstance(block, list):
                     continue
                 for i, stmt in enumerate(block):
-                    if isinstance(stmt, ast.If) and not stmt.orelse and _is_none_test(stmt.test) and i + 1 < len(block) \
+                    if isinstance(stmt, ast.If) and in_editable(unit, stmt) and not stmt.orelse \
+                            and _is_none_test(stmt.test) and i + 1 < len(block) \
                             and isinstance(stmt.body[-1], (ast.Return, ast.Raise, ast.Continue, ast.Break)):
                         lines = _whole_lines(pos, stmt)
                         if lines:
                             yield (Edit(lines[0], lines[1], ""),)
             if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And) and len(node.values) >= 2 \
+                    and in_editable(unit, node) \
                     and _is_none_test(node.values[0], negated=True):
                 keyword = operator_gap(pos, node.values[0], node.values[1], "and")
                 if keyword is not None:  # from the condition's first token through `and `
