@@ -3,7 +3,9 @@ curriculum buckets, written as Parquet that `datasets` loads.
 
 Groups: every pair belongs to the group of its source file or task (`source` + `path`), and
 a group goes to one split only, so no file or task leaks between splits (mutants of one
-function are near-copies of each other; splitting them would inflate test scores).
+function are near-copies of each other; splitting them would inflate test scores). Files
+that hold copies of one function (the near-copy `meta.cluster` that validate writes)
+are joined into one group, so a copy cannot sit in train while another is in test.
 
 Stratification: groups are visited in a seeded hash order and each goes to the split whose
 share of the group's families falls furthest below its target (default 90/5/5); so every
@@ -88,6 +90,43 @@ def assign_groups(counts: dict[str, dict[str, int]], config: SplitConfig) -> dic
     return result
 
 
+class _Groups:
+    """Files and tasks joined into groups wherever one function's near-copies (the
+    `meta.cluster` that validate writes) appear in several of them (union-find)."""
+
+    def __init__(self):
+        self.parent: dict[str, str] = {}
+        self.families: dict[str, dict[str, int]] = {}
+
+    def find(self, key: str) -> str:
+        self.parent.setdefault(key, key)
+        while self.parent[key] != key:
+            self.parent[key] = self.parent[self.parent[key]]
+            key = self.parent[key]
+        return key
+
+    def add(self, pair: dict[str, Any]) -> None:
+        group = group_of(pair)
+        families = self.families.setdefault(group, {})
+        families[pair["family"]] = families.get(pair["family"], 0) + 1
+        cluster = (pair.get("meta") or {}).get("cluster")
+        root = self.find(group)
+        if cluster:
+            other = self.find("\1" + cluster)
+            if other != root:
+                self.parent[max(root, other)] = min(root, other)
+
+    def assign(self, config: SplitConfig) -> dict[str, str]:
+        """file or task -> split; joined files share one."""
+        merged: dict[str, dict[str, int]] = {}
+        for group, families in self.families.items():
+            total = merged.setdefault(self.find(group), {})
+            for family, n in families.items():
+                total[family] = total.get(family, 0) + n
+        by_root = assign_groups(merged, config)
+        return {group: by_root[self.find(group)] for group in self.families}
+
+
 def _row(pair: dict[str, Any], cuts: list[float]) -> dict[str, Any]:
     row = {k: pair.get(k) for k in ("pair_id", "bug_type", "family", "source", "path", "unit", "span", "buggy",
                                     "fixed", "diff", "difficulty", "task_id", "verified")}
@@ -129,13 +168,12 @@ def run_split(source: str, out: str, config: SplitConfig, force: bool = False) -
 
     shards = input_shards(source)
     run = ShardedRun(out, "split", {**asdict(config), "input": os.path.abspath(source)}, force=force)
-    counts: dict[str, dict[str, int]] = {}
+    groups = _Groups()
     scores = []
     for pair in read_pairs(shards):
-        families = counts.setdefault(group_of(pair), {})
-        families[pair["family"]] = families.get(pair["family"], 0) + 1
+        groups.add(pair)
         scores.append(float(pair.get("difficulty") or 0.0))
-    assignment, cuts = assign_groups(counts, config), bucket_cuts(scores)
+    assignment, cuts = groups.assign(config), bucket_cuts(scores)
     for shard in tqdm(shards, desc="split", unit="shard", disable=not sys.stderr.isatty()):
         if not run.done(shard.name[: -len(".jsonl.gz")]):
             _split_shard(run, shard, assignment, cuts)

@@ -19,6 +19,9 @@ Stages, in order, each counted (what went in, what it removed):
    tasks (buggy must fail a test, fixed must pass); pairs `mutate` already verified pass
    as they are; pairs without tests pass untested (`verified` stays null).
 
+Each kept pair's `meta.cluster` names its function's near-copy cluster, so `split` can
+keep copies of one function (in other files) in one split.
+
 Stages 1–3 run on a process pool; the duplicate stages keep one index across shards, so
 shards are finished in order and the index is saved after each one: a killed run resumes
 at the first unfinished shard with exactly the state it had.
@@ -242,7 +245,8 @@ def run_validate(source: str, out: str, config: ValidateConfig, workers: int, fo
                 duplicate = dedup.verdict(exact, fixed_key, change, screened["minhashes"][fixed_key])
                 if duplicate:
                     removed[duplicate] += 1
-                else:
+                else:  # the near-copy family of its function, so split keeps copies together
+                    row["meta"] = {**(row.get("meta") or {}), "cluster": format(dedup.cluster[fixed_key], "016x")}
                     kept.append(row)
             kept, removed["tests"] = tests.run(kept)
             run.write_shard(name, kept, {"input": screened["path"], "removed": removed, "errors": screened["errors"][:100],

@@ -255,3 +255,25 @@ def test_windows_and_old_mac_line_ends_keep_every_method(newline):
     units = file_units("x.py", text.replace("\n", newline))
     assert [(u.name, u.source.replace("\r\n", "\n").replace("\r", "\n")) for u in units] == [
         ("A.f", "def f(self):\n    x = 1\n\n    return x\n"), ("A.g", "def g(self):\n    return 2\n")]
+
+
+def test_copies_of_a_function_in_other_files_stay_in_one_split(tmp_path):
+    func = FUNCS[2]
+    rows = []
+    for i in range(40):  # 40 files, each with its own function, and a copy of `count` in files 0 and 39
+        own = FUNCS[i % 4].replace("def ", f"def f{i}_")
+        rows.append(make_pair(bug_type="wrong_literal", family="logic", source="dir:x", path=f"m{i}.py", unit="f",
+                              buggy=own.replace("0", "1", 1) if "0" in own else own + "x = 1\n", fixed=own))
+    for path, bug in (("m0.py", ("n += 1", "n -= 1")), ("m39.py", ("==", "!="))):
+        rows.append(make_pair(bug_type="b", family="logic", source="dir:x", path=path, unit="count",
+                              buggy=func.replace(*bug), fixed=func))
+    write_pairs_folder(tmp_path / "D", [rows])
+    run_validate(str(tmp_path / "D"), str(tmp_path / "V"), ValidateConfig(), workers=1)
+    for seed in range(8):
+        run_split(str(tmp_path / "V"), str(tmp_path / f"S{seed}"), SplitConfig(ratios=(0.34, 0.33, 0.33), seed=seed))
+        import pyarrow.parquet as pq
+        where = {}
+        for f in (tmp_path / f"S{seed}").glob("*/*/*.parquet"):
+            for path in pq.read_table(f, columns=["path"]).column("path").to_pylist():
+                where.setdefault(path, set()).add(f.parts[-3])
+        assert where["m0.py"] == where["m39.py"] and len(where["m0.py"]) == 1
