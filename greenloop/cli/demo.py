@@ -66,17 +66,15 @@ def run_demo(args) -> int:
 
 
 def run_data_demo(folder: str, workers: int | None) -> int:
-    from greenloop.cli import data_mutate, data_split, data_validate
+    """The three data commands, through the same parser a user's command line goes through."""
+    from greenloop.cli import main
 
-    workers = workers or os.cpu_count() or 1
-    print(f"\n$ greenloop data mutate --source humaneval --out {folder}/pairs")
-    common = dict(force=True, workers=workers)
-    status = data_mutate.run(argparse.Namespace(source="humaneval", out=f"{folder}/pairs", operators="", per_operator=2,
-                                                seed=0, files_per_shard=50, limit_files=None, timeout=3.0, **common))
-    print(f"\n$ greenloop data validate {folder}/pairs --out {folder}/valid")
-    status = status or data_validate.run(argparse.Namespace(
-        input=f"{folder}/pairs", out=f"{folder}/valid", max_changed_tokens=50, near_threshold=0.85, tasks=None,
-        timeout=3.0, **common))
-    print(f"\n$ greenloop data split {folder}/valid --out {folder}/split")
-    return status or data_split.run(argparse.Namespace(input=f"{folder}/valid", out=f"{folder}/split",
-                                                       ratios=(0.9, 0.05, 0.05), seed=0, force=True))
+    common = ["--force", "--workers", str(workers or os.cpu_count() or 1)]
+    for argv in (["mutate", "--source", "humaneval", "--out", f"{folder}/pairs", *common],
+                 ["validate", f"{folder}/pairs", "--out", f"{folder}/valid", *common],
+                 ["split", f"{folder}/valid", "--out", f"{folder}/split", "--force"]):
+        print("\n$ greenloop data " + " ".join(argv))
+        status = main(["data", *argv])
+        if status:
+            return status
+    return 0

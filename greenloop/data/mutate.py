@@ -20,17 +20,16 @@ the reference passes is a verified bug (outcome `timeout`).
 
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import asdict, dataclass
 from typing import Any, Iterator
 
 from greenloop.data import mutation_operators
 from greenloop.data.operators.base import MutationOperator, Positions, apply_edits
-from greenloop.data.pairs import make_pair
+from greenloop.data.pairs import make_pair, stable_hash
 from greenloop.data.shards import ShardedRun, run_parallel, shard_names
 from greenloop.data.units import (CodeUnit, MAX_FILE_BYTES, SkipFile, file_units, files_fingerprint, fingerprint,
-                                  parse_quietly, read_source, source_files)
+                                  read_source, source_files)
 
 TASK_FAMILIES = ("humaneval", "mbpp", "jsonl")
 # a mutant's time limit: 20x its reference's CPU time in the sandbox, within [0.25 s, --timeout]
@@ -66,10 +65,6 @@ class MutateConfig:
         return [mutation_operators.get(name)() for name in (self.operators or mutation_operators.names())]
 
 
-def stable_seed(*parts: object) -> int:
-    return int.from_bytes(hashlib.blake2b("\0".join(map(str, parts)).encode(), digest_size=8).digest(), "big")
-
-
 def unit_mutants(unit: CodeUnit, operators: list[MutationOperator], per_operator: int, seed: int
                  ) -> Iterator[tuple[MutationOperator, str, int | None]]:
     """(operator, buggy source, line where the bug shows or None) for up to `per_operator`
@@ -77,29 +72,19 @@ def unit_mutants(unit: CodeUnit, operators: list[MutationOperator], per_operator
     pos = Positions(unit.source)
     for op in operators:
         mutations = list(dict.fromkeys(op.mutations(unit, pos)))
-        random.Random(stable_seed(seed, unit.path, unit.name, op.name)).shuffle(mutations)
+        random.Random(stable_hash(seed, unit.path, unit.name, op.name)).shuffle(mutations)
         kept = 0
         for mutation in mutations:
             buggy = apply_edits(unit.source, mutation)
             if buggy == unit.source:
                 continue
-            if not op.keep(buggy):
+            kept_it, symptom = op.check(buggy)
+            if not kept_it:
                 continue
-            symptom = _syntax_error_line(buggy) if op.family == "syntax" else None
             yield op, buggy, symptom
             kept += 1
             if kept == per_operator:
                 break
-
-
-def _syntax_error_line(source: str) -> int | None:
-    try:
-        parse_quietly(source)
-    except SyntaxError as exc:
-        return exc.lineno or 1
-    except ValueError:  # null bytes
-        return 1
-    return None
 
 
 def pairs_of_unit(unit: CodeUnit, operators: list[MutationOperator], config: MutateConfig, source_label: str,

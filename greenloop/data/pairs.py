@@ -64,11 +64,18 @@ def make_pair(*, bug_type: str, family: str, source: str, path: str, unit: str, 
     end = fixed.count("\n") + (0 if fixed.endswith("\n") else 1)
     distance = abs((symptom_line if symptom_line is not None else end) - span[0])
     score = difficulty(family, changed_tokens(buggy, fixed), distance)
-    key = "\0".join((source, path, unit, bug_type, buggy, fixed))
-    return {"pair_id": hashlib.blake2b(key.encode(), digest_size=8).hexdigest(), "bug_type": bug_type,
+    pair_id = format(stable_hash(source, path, unit, bug_type, buggy, fixed), "016x")
+    return {"pair_id": pair_id, "bug_type": bug_type,
             "family": family, "source": source, "path": path, "unit": unit, "span": list(span),
             "buggy": buggy, "fixed": fixed, "diff": diff, "difficulty": score, "task_id": task_id,
             "verified": verified, "meta": meta or {}}
+
+
+def stable_hash(*parts: object) -> int:
+    """A 64-bit hash of the parts that is the same in every process and run (Python's
+    `hash` of a str is not): seeds, dedup keys and split order."""
+    text = "\0".join(map(str, parts))
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=8).digest(), "big")
 
 
 def difficulty(family: str, tokens_changed: int, distance_lines: int) -> float:
@@ -101,15 +108,11 @@ def bucket(score: float, cuts: list[float]) -> int:
 def changed_span(buggy: str, fixed: str) -> tuple[int, int]:
     """First and last line of `fixed` the change touches (1-based); a pure deletion
     points at the line after it. (0, 0) when the sides are equal."""
-    a, b = _lines(buggy), _lines(fixed)
-    removed, added = changed_lines(buggy, fixed)
+    head, removed, added = _change_region(buggy, fixed)
     if not removed and not added:
         return (0, 0)
-    head = 0
-    while head < min(len(a), len(b)) and a[head] == b[head]:
-        head += 1
-    first = head + 1
-    return (min(first, max(1, len(b))), max(min(first, max(1, len(b))), head + len(added)))
+    first = min(head + 1, max(1, fixed.count("\n") + (not fixed.endswith("\n"))))
+    return (first, max(first, head + len(added)))
 
 
 def _lines(text: str) -> list[str]:
@@ -140,6 +143,11 @@ def changed_lines(buggy: str, fixed: str) -> tuple[list[str], list[str]]:
     """The region between the common first and last lines: what the change removes from
     `buggy` and what it puts in `fixed` (one block, however many hunks; token-level
     comparison inside it counts only what differs)."""
+    return _change_region(buggy, fixed)[1:]
+
+
+def _change_region(buggy: str, fixed: str) -> tuple[int, list[str], list[str]]:
+    """(lines in common at the start, removed lines, added lines)."""
     a, b = _lines(buggy), _lines(fixed)
     head = 0
     while head < min(len(a), len(b)) and a[head] == b[head]:
@@ -147,7 +155,7 @@ def changed_lines(buggy: str, fixed: str) -> tuple[list[str], list[str]]:
     tail = 0
     while tail < min(len(a), len(b)) - head and a[-1 - tail] == b[-1 - tail]:
         tail += 1
-    return a[head:len(a) - tail], b[head:len(b) - tail]
+    return head, a[head:len(a) - tail], b[head:len(b) - tail]
 
 
 def token_distance(removed: list[str], added: list[str]) -> tuple[int, bool]:

@@ -30,14 +30,13 @@ writes what an uninterrupted one would.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from greenloop.data.pairs import bucket as difficulty_bucket, bucket_cuts
+from greenloop.data.pairs import bucket as difficulty_bucket, bucket_cuts, stable_hash
 from greenloop.data.shards import ShardedRun, input_shards, read_pairs
 
 SPLITS = ("train", "validation", "test")
@@ -70,13 +69,10 @@ def group_of(pair: dict[str, Any]) -> str:
 
 def assign_groups(counts: dict[str, dict[str, int]], config: SplitConfig) -> dict[str, str]:
     """group -> split, given each group's pair count per family."""
-    def order(group: str) -> bytes:
-        return hashlib.blake2b(f"{config.seed}\0{group}".encode(), digest_size=8).digest()
-
     assigned = {s: {} for s in SPLITS}  # split -> family -> pairs
     totals: dict[str, int] = {}
     result = {}
-    for group in sorted(counts, key=order):
+    for group in sorted(counts, key=lambda group: stable_hash(config.seed, group)):
         families = counts[group]
         best, best_deficit = SPLITS[0], None
         for split, ratio in zip(SPLITS, config.ratios):

@@ -29,7 +29,6 @@ at the first unfinished shard with exactly the state it had.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import pickle
@@ -37,7 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from greenloop.data.pairs import PAIR_FIELDS, changed_lines, code_tokens, token_distance
+from greenloop.data.pairs import PAIR_FIELDS, changed_lines, code_tokens, stable_hash, token_distance
 from greenloop.data.shards import ShardedRun, input_shards, run_parallel
 from greenloop.data.units import parse_quietly
 from greenloop.io import DataError, read_jsonl
@@ -62,10 +61,6 @@ class ValidateConfig:
             raise ValueError(f"--max-changed-tokens must be >= 1, got {self.max_changed_tokens}")
 
 
-def _digest(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
-
-
 def _parses(source: str) -> bool:
     try:
         parse_quietly(source)
@@ -76,7 +71,7 @@ def _parses(source: str) -> bool:
 
 def check_row(row: dict[str, Any], config: ValidateConfig, fixed_parses: dict[int, bool]) -> str | None:
     """The first of the syntax and diff stages the pair fails, or None."""
-    fixed_key = _digest(row["fixed"])
+    fixed_key = stable_hash(row["fixed"])
     if fixed_key not in fixed_parses:
         fixed_parses[fixed_key] = _parses(row["fixed"])
     if not fixed_parses[fixed_key] or _parses(row["buggy"]) == (row["family"] == "syntax"):
@@ -135,10 +130,10 @@ def _screen_shard(job: _ShardJob) -> dict[str, Any]:
             removed[failed] += 1
             continue
         fixed_text = normalized(row["fixed"])
-        exact = _digest(normalized(row["buggy"]) + "\0" + fixed_text)
-        fixed_key = _digest(fixed_text)
+        exact = stable_hash(normalized(row["buggy"]) + "\0" + fixed_text)
+        fixed_key = stable_hash(fixed_text)
         old, new = changed_lines(row["buggy"], row["fixed"])
-        change = _digest(row["bug_type"] + "\0" + " ".join(code_tokens("\n".join(old))) + "\0"
+        change = stable_hash(row["bug_type"] + "\0" + " ".join(code_tokens("\n".join(old))) + "\0"
                          + " ".join(code_tokens("\n".join(new))))
         if fixed_key not in minhashes:
             words = _WORDS.findall(_without_comments(fixed_text))

@@ -88,11 +88,18 @@ class MutationOperator:
 
     def keep(self, buggy: str) -> bool:
         """The family's property: syntax bugs do not parse; every other bug does."""
+        return self.check(buggy)[0]
+
+    def check(self, buggy: str) -> tuple[bool, int | None]:
+        """(whether `buggy` has the family's property, the line the parser reports or None),
+        from one parse."""
         try:
             parse_quietly(buggy)
-        except (SyntaxError, ValueError):  # ValueError: null bytes
-            return self.family == "syntax"
-        return self.family != "syntax"
+        except SyntaxError as exc:
+            return self.family == "syntax", exc.lineno or 1
+        except ValueError:  # null bytes
+            return self.family == "syntax", 1
+        return self.family != "syntax", None
 
     @classmethod
     def example(cls) -> tuple[str, str]:
