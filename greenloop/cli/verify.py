@@ -43,8 +43,10 @@ def add_commands(commands) -> None:
     _common(p)
     p.add_argument("--out", required=True, help="results JSONL (a .meta.json with the config and summary goes beside it)")
     p.set_defaults(run=run_verify)
-    p = commands.add_parser("eval", help="verify samples, then report pass@k",
-                            description="Verify samples, then compute the unbiased pass@k estimator per task and on average.")
+    p = commands.add_parser("eval", help="verify samples, then report pass@k (`eval repair`: measure a repair model)",
+                            description="Verify samples, then compute the unbiased pass@k estimator per task and on average. "
+                                        "`greenloop eval repair --model DIR --data DIR` measures a repair model instead "
+                                        "(see `greenloop eval repair --help`).")
     _common(p)
     p.add_argument("-k", default="1,10,100", help="comma-separated k values (default 1,10,100)")
     p.add_argument("--out", help="results JSONL (default: SAMPLES with _results.jsonl)")

@@ -1,0 +1,70 @@
+"""`greenloop train pretrain`: models from scratch on a tokenized folder."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_commands(commands) -> None:
+    p = commands.add_parser("train", help="train models: pretrain (from scratch)",
+                            description="Train models. `pretrain` trains greenloop's own small models "
+                                        "(tiny GPT, TRM, HRM) from scratch.")
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    _add_pretrain(sub)
+
+
+def _add_pretrain(sub) -> None:
+    from greenloop.train import pretrain
+
+    p = sub.add_parser("pretrain", help="train gpt, trm or hrm from scratch (curriculum, checkpoints, resume)",
+                       description=pretrain.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=("gpt", "trm", "hrm"), help="gpt: causal baseline; trm: grid repair; "
+                   "hrm: hierarchical recurrent language model (default trm)")
+    p.add_argument("--data", help="a `greenloop text tokenize` folder (--format grid for trm, lm for gpt/hrm)")
+    p.add_argument("--out", help="run folder; running the same command again resumes it")
+    p.add_argument("--force", action="store_true", help="delete --out first and start over")
+    p.add_argument("--config", help="a YAML file of PretrainConfig fields")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override any PretrainConfig field (repeatable), e.g. --set warmup_steps=50")
+    p.add_argument("--model-set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a model config field (repeatable), e.g. --model-set hidden_size=128")
+    p.add_argument("--steps", type=int, help="steps per curriculum stage, at most (default 2000)")
+    p.add_argument("--stages", type=int, help="curriculum stages over the difficulty buckets (default 5; 1: none)")
+    p.add_argument("--batch-size", type=int, help="rows per step (default 32)")
+    p.add_argument("--seq-len", type=int, help="tokens per row for token-stream data (default 256)")
+    p.add_argument("--lr", type=float, help="peak learning rate of the first stage (default 1e-3)")
+    p.add_argument("--max-minutes", type=float, help="stop cleanly after this much training time (resumable)")
+    p.add_argument("--eval-every", type=int, help="steps between validations (default 200)")
+    p.add_argument("--save-every", type=int, help="steps between checkpoints (default 200)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
+                   help="auto: bf16 on a GPU that supports it, fp32 on CPU (measured faster here)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--seed", type=int)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_pretrain)
+
+
+def run_pretrain(args) -> int:
+    from greenloop.config import load_config
+    from greenloop.train.config import PretrainConfig, parse_model_settings
+    from greenloop.train.pretrain import Pretrainer
+
+    model_config = parse_model_settings(args.model_set) if args.model_set else None
+    config = load_config(PretrainConfig, args.config, args.set, model=args.model, data=args.data, out=args.out,
+                         model_config=model_config, steps=args.steps, stages=args.stages,
+                         batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
+                         max_minutes=args.max_minutes, eval_every=args.eval_every, save_every=args.save_every,
+                         precision=args.precision, device=args.device, seed=args.seed)
+    summary = Pretrainer(config, force=args.force, progress=False if args.quiet else None).train()
+    best = summary["best"] or {}
+    print(f"{config.model}: {summary['parameters']:,} parameters, {summary['steps']} steps "
+          f"({summary['updates']} updates) in {summary['train_seconds']} s, "
+          f"{summary['tokens_per_s']:,.0f} tokens/s; stopped: {summary['stopped']}")
+    for stage in summary["stages_done"]:
+        v = stage["validation"]
+        figure = f"exact {v['exact']:.3f}" if "exact" in v else f"loss {v['loss']:.4f}"
+        print(f"  stage {stage['stage']}: {stage['steps']} steps, validation {figure}"
+              f"{' (criterion met)' if stage['passed'] else ''}")
+    if best:
+        print(f"best validation {best['value']:.4f} at step {best['step']} -> {summary['out']}/best")
+    return 0

@@ -1,0 +1,322 @@
+"""TRM: a Tiny Recursive Model that repairs a program laid out on a token grid.
+
+"Less is More: Recursive Reasoning with Tiny Networks" (Jolicoeur-Martineau, 2025). One small
+network is applied over and over to improve an answer, instead of one deep network once.
+
+The grid: a buggy program as L lines x W tokens, input_ids (B, L, W), pad = 0. The answer is
+the fixed program on the same grid, logits (B, L, W, V), pad cells included (a fix may insert a
+token and push the end-of-line marker right). Batches may be cropped to their content, so
+positions are looked up by (line, column) and never assume the full grid.
+
+Embedding: x = sqrt(C) * (token + line + column embeddings), flattened to cells (B, N=L*W, C).
+`net` is n_layers non-causal post-norm transformer blocks over all N cells. Two states, the
+answer y and the latent z, both (B, N, C), start from learned vectors (which only receive
+gradients when n_deep = 1: otherwise they feed only the no-grad recursions). In words:
+
+    latent recursion:   n times  z <- net(x + y + z)       (think: refine the reasoning)
+                        once     y <- net(y + z)           (act: refine the answer)
+    deep recursion:     T latent recursions; the first T-1 without gradients, the last with
+    supervision step:   one deep recursion, then logits = head(y), q_halt = q_head(mean(y)),
+                        loss, optimiser step; y and z are carried, detached, to the next step
+
+Loss of a step: cross-entropy over every cell of the given grid (labels -100 ignored) plus
+halt_loss_weight * BCE(q_halt, [the predicted grid equals the target exactly]).
+
+Halting (our choice, documented): an example has halted when sigmoid(q_halt) > 0.5 or it has
+had `supervision_steps` steps. In training `out.halted` only tells the trainer when it may
+stop early (all examples keep being updated until the loop ends); in `repair()` each example
+keeps the answer from the step it halted at. The paper's exploration (random minimum halting
+steps) and weight EMA belong to the trainer and are not here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PretrainedConfig, PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from greenloop.models.layers import (
+    RMSNorm,
+    TransformerBlock,
+    exact_match,
+    register_auto_classes,
+    require,
+    require_head_split,
+    require_positive_ints,
+    require_token_ids_in_vocabulary,
+    swiglu_intermediate_size,
+    token_cross_entropy,
+)
+
+
+class TRMConfig(PretrainedConfig):
+    """Sizes and recursion depths of a TRM; the paper's depths (n=6, T=3, N_sup=16);
+    1.5M parameters at vocab 4096."""
+
+    model_type = "greenloop_trm"
+    attribute_map = {"num_hidden_layers": "n_layers"}
+
+    def __init__(
+        self,
+        vocab_size: int = 4096,  # greenloop BPE: <|pad|>=0 <|bos|>=1 <|eos|>=2 <|sep|>=3 <|eol|>=4
+        hidden_size: int = 128,  # C
+        num_attention_heads: int = 4,  # H
+        n_layers: int = 2,  # transformer blocks in `net` (the paper: 2)
+        intermediate_size: int | None = None,  # SwiGLU width; None: 8/3 C rounded up to 32
+        grid_lines: int = 64,  # most lines a grid may have (L <= grid_lines)
+        grid_width: int = 48,  # most tokens a line may have (W <= grid_width)
+        n_latent: int = 6,  # n: z updates per latent recursion
+        n_deep: int = 3,  # T: latent recursions per supervision step (T-1 without gradients)
+        supervision_steps: int = 16,  # N_sup: most supervision steps per example
+        halt_loss_weight: float = 0.5,  # weight of the halting BCE next to the cross-entropy
+        mask_pad_keys: bool = False,  # attention ignores cells that are pad in the input
+        rms_norm_eps: float = 1e-5,
+        pad_token_id: int | None = 0,
+        bos_token_id: int | None = 1,
+        eos_token_id: int | None = 2,
+        **kwargs,
+    ):
+        if intermediate_size is None:
+            intermediate_size = swiglu_intermediate_size(hidden_size)
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_attention_heads = num_attention_heads
+        self.n_layers = n_layers
+        self.intermediate_size = intermediate_size
+        self.grid_lines = grid_lines
+        self.grid_width = grid_width
+        self.n_latent = n_latent
+        self.n_deep = n_deep
+        self.supervision_steps = supervision_steps
+        self.halt_loss_weight = halt_loss_weight
+        self.mask_pad_keys = mask_pad_keys
+        self.rms_norm_eps = rms_norm_eps
+        self.pad_token_id = pad_token_id
+        self.bos_token_id = bos_token_id
+        self.eos_token_id = eos_token_id
+        self._check()
+        kwargs.setdefault("tie_word_embeddings", False)
+        super().__init__(**kwargs)
+
+    def _check(self) -> None:
+        require_positive_ints(self, "vocab_size", "hidden_size", "num_attention_heads", "n_layers", "intermediate_size",
+                              "grid_lines", "grid_width", "n_latent", "n_deep", "supervision_steps")
+        require_head_split(self, even=False)
+        require(self.halt_loss_weight >= 0, "halt_loss_weight", f"must be >= 0, got {self.halt_loss_weight}")
+        require_token_ids_in_vocabulary(self)
+
+
+@dataclass
+class TRMState:
+    """What one supervision step hands to the next: answer y, latent z (B, N, C), and the
+    number of supervision steps each example has had (B,)."""
+
+    y: torch.Tensor
+    z: torch.Tensor
+    steps: torch.Tensor
+
+
+@dataclass
+class TRMOutput(ModelOutput):
+    loss: torch.Tensor | None = None  # lm_loss + halt_loss_weight * halt_loss
+    logits: torch.Tensor | None = None  # (B, L, W, V)
+    q_halt: torch.Tensor | None = None  # (B,) logit of "the answer is right, stop"
+    halted: torch.Tensor | None = None  # (B,) bool
+    state: TRMState | None = None  # detached: carry it to the next supervision step
+    lm_loss: torch.Tensor | None = None
+    halt_loss: torch.Tensor | None = None
+
+
+class TRMForRepair(PreTrainedModel):
+    config_class = TRMConfig
+    base_model_prefix = "trm"  # no base-model submodule: the whole file is one model
+    main_input_name = "input_ids"
+    _no_split_modules = ["TransformerBlock"]
+    _supports_sdpa = True
+
+    def __init__(self, config: TRMConfig):
+        super().__init__(config)
+        C = config.hidden_size
+        self.embed_tokens = nn.Embedding(config.vocab_size, C)
+        self.embed_lines = nn.Embedding(config.grid_lines, C)
+        self.embed_columns = nn.Embedding(config.grid_width, C)
+        self.net = nn.ModuleList(
+            TransformerBlock(C, config.num_attention_heads, config.intermediate_size, config.rms_norm_eps, post_norm=True)
+            for _ in range(config.n_layers)
+        )
+        self.lm_head = nn.Linear(C, config.vocab_size, bias=False)
+        self.q_head = nn.Linear(C, 1)
+        self.y_init = nn.Parameter(torch.zeros(C))
+        self.z_init = nn.Parameter(torch.zeros(C))
+        self.post_init()
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        # As the paper's code: truncated LeCun-normal weights, unit-RMS embeddings after the
+        # sqrt(C) scale, and a q-head that starts at "never halt" (sigmoid(-5) ~ 0.007).
+        C = self.config.hidden_size
+        if module is self.q_head:
+            init.zeros_(module.weight)
+            init.constant_(module.bias, -5.0)
+        elif isinstance(module, nn.Linear):
+            std = 1.0 / math.sqrt(module.in_features)
+            init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            std = 1.0 / math.sqrt(C)
+            init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
+        elif isinstance(module, RMSNorm):
+            init.ones_(module.weight)
+        elif isinstance(module, TRMForRepair):
+            init.trunc_normal_(module.y_init, std=1.0, a=-2.0, b=2.0)
+            init.trunc_normal_(module.z_init, std=1.0, a=-2.0, b=2.0)
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embed_tokens = value
+
+    # ---- the recursion -------------------------------------------------------------------
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B, L, W) token grid -> x (B, L*W, C)."""
+        L, W = input_ids.shape[1:]
+        require(L <= self.config.grid_lines, "input_ids", f"{L} lines > grid_lines={self.config.grid_lines}")
+        require(W <= self.config.grid_width, "input_ids", f"{W} columns > grid_width={self.config.grid_width}")
+        lines = self.embed_lines(torch.arange(L, device=input_ids.device))  # (L, C)
+        columns = self.embed_columns(torch.arange(W, device=input_ids.device))  # (W, C)
+        x = self.embed_tokens(input_ids) + lines[:, None, :] + columns[None, :, :]  # (B, L, W, C)
+        return math.sqrt(self.config.hidden_size) * x.flatten(1, 2)  # (B, N, C)
+
+    def key_mask(self, input_ids: torch.Tensor) -> torch.Tensor | None:
+        """SDPA mask (B, 1, 1, N), True = attend, hiding input pad cells as keys; None when
+        config.mask_pad_keys is off. An all-pad grid attends everywhere (no empty rows)."""
+        if not self.config.mask_pad_keys:
+            return None
+        content = (input_ids != self.config.pad_token_id).flatten(1)  # (B, N)
+        content = content | ~content.any(dim=1, keepdim=True)
+        return content[:, None, None, :]
+
+    def run_net(self, h: torch.Tensor, mask) -> torch.Tensor:
+        for block in self.net:
+            h = block(h, mask=mask)  # (B, N, C), non-causal
+        return h
+
+    def latent_recursion(self, x, y, z, mask):
+        for _ in range(self.config.n_latent):
+            z = self.run_net(x + y + z, mask)  # reason: the latent sees question, answer, itself
+        y = self.run_net(y + z, mask)  # act: the answer sees only the latent (no x: a different task)
+        return y, z
+
+    def deep_recursion(self, x, y, z, mask):
+        with torch.no_grad():
+            for _ in range(self.config.n_deep - 1):
+                y, z = self.latent_recursion(x, y, z, mask)
+        return self.latent_recursion(x, y, z, mask)  # gradients flow through this one only
+
+    def heads(self, y: torch.Tensor, L: int, W: int):
+        """y (B, N, C) -> logits (B, L, W, V), q_halt (B,)."""
+        logits = self.lm_head(y).unflatten(1, (L, W))
+        q_halt = self.q_head(y.mean(dim=1)).squeeze(-1)
+        return logits, q_halt
+
+    # ---- the public interface ------------------------------------------------------------
+
+    def initial_state(self, input_ids: torch.Tensor) -> TRMState:
+        """The learned initial y and z broadcast over a grid's cells, zero steps done."""
+        B, L, W = input_ids.shape
+        shape = (B, L * W, self.config.hidden_size)
+        steps = torch.zeros(B, dtype=torch.long, device=input_ids.device)
+        return TRMState(self.y_init.expand(shape), self.z_init.expand(shape), steps)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,  # (B, L, W) buggy program
+        labels: torch.LongTensor | None = None,  # (B, L, W) fixed program, -100 = ignore
+        state: TRMState | None = None,  # from initial_state() or the previous step's out.state
+        **kwargs,
+    ) -> TRMOutput:
+        """ONE supervision step: a deep recursion from `state`, the heads, the loss."""
+        B, L, W = input_ids.shape
+        if state is None:
+            state = self.initial_state(input_ids)
+        require(tuple(state.y.shape) == (B, L * W, self.config.hidden_size), "state",
+                f"y has shape {tuple(state.y.shape)}, the grid needs {(B, L * W, self.config.hidden_size)}")
+        x = self.embed(input_ids)
+        y, z = self.deep_recursion(x, state.y, state.z, self.key_mask(input_ids))
+        logits, q_halt = self.heads(y, L, W)
+        steps = state.steps + 1
+        halted = (q_halt > 0) | (steps >= self.config.supervision_steps)  # sigmoid(q) > 0.5, or out of steps
+        out = TRMOutput(logits=logits, q_halt=q_halt, halted=halted, state=TRMState(y.detach(), z.detach(), steps))
+        if labels is not None:
+            self._add_loss(out, labels)
+        return out
+
+    def _add_loss(self, out: TRMOutput, labels: torch.Tensor) -> None:
+        require(labels.shape == out.logits.shape[:3], "labels",
+                f"shape {tuple(labels.shape)} differs from the grid {tuple(out.logits.shape[:3])}")
+        out.lm_loss = token_cross_entropy(out.logits, labels)
+        correct = exact_match(out.logits, labels).to(out.q_halt.dtype)  # (B,) the halting target
+        out.halt_loss = F.binary_cross_entropy_with_logits(out.q_halt, correct)
+        out.loss = out.lm_loss + self.config.halt_loss_weight * out.halt_loss
+
+    @torch.no_grad()
+    def repair(self, input_ids: torch.Tensor, max_steps: int | None = None):
+        """Supervision steps until every example halts (or max_steps, default
+        config.supervision_steps); each example keeps its answer from the step it halted at.
+        Returns (ids (B, L, W), steps_used (B,))."""
+        max_steps = max_steps or self.config.supervision_steps
+        B = input_ids.shape[0]
+        answer = torch.full_like(input_ids, self.config.pad_token_id or 0)
+        steps_used = torch.zeros(B, dtype=torch.long, device=input_ids.device)
+        done = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
+        state = self.initial_state(input_ids)
+        for step in range(1, max_steps + 1):
+            out = self(input_ids=input_ids, state=state)
+            state = out.state
+            stop = out.halted | (step == max_steps)
+            newly = stop & ~done
+            answer[newly] = out.logits[newly].argmax(-1)
+            steps_used[newly] = step
+            done |= stop
+            if bool(done.all()):
+                break
+        return answer, steps_used
+
+    def forward_fixed(self, input_ids: torch.Tensor, steps: int = 1):
+        """`steps` supervision steps from the initial state with no data-dependent control
+        flow (for ONNX export and timing). Returns (logits (B, L, W, V), q_halt (B,))."""
+        L, W = input_ids.shape[1:]
+        x = self.embed(input_ids)
+        mask = self.key_mask(input_ids)
+        state = self.initial_state(input_ids)
+        y, z = state.y, state.z
+        for _ in range(steps * self.config.n_deep):
+            y, z = self.latent_recursion(x, y, z, mask)
+        return self.heads(y, L, W)
+
+
+class TRMFixedSteps(nn.Module):
+    """A TRM with a fixed number of supervision steps as a plain module:
+    `torch.onnx.export(TRMFixedSteps(model, steps), (input_ids,), path)`."""
+
+    def __init__(self, model: TRMForRepair, steps: int = 1):
+        super().__init__()
+        self.model = model
+        self.steps = steps
+
+    def forward(self, input_ids: torch.Tensor):
+        return self.model.forward_fixed(input_ids, self.steps)
+
+
+register_auto_classes(TRMConfig, TRMForRepair, causal_lm=False)
+
+__all__ = ["TRMConfig", "TRMFixedSteps", "TRMForRepair", "TRMOutput", "TRMState"]

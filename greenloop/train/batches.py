@@ -1,0 +1,109 @@
+"""Deterministic training batches from `greenloop text tokenize` folders.
+
+A batch is a pure function of (seed, step): the generator for step g is seeded with
+`[seed, g]`, so a run resumed at step g draws exactly the batches an uninterrupted run
+would, whichever process or machine draws them.
+
+Grid batches are cropped to their content: a program of 12 lines of at most 20 tokens
+does not pay for a 64×48 grid. To keep crops small, each step draws `pool` times more rows
+than it needs, sorts them by size and takes a random run of neighbours. The crop keeps
+`slack` spare columns (and one spare line) beyond the buggy program, because a fix may
+insert tokens; inference crops the same way (`crop_for_inference`), so the model sees the
+same shapes in training and use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+COLUMN_SLACK = 4
+LINE_SLACK = 1
+
+
+def content_extent(grids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lines and columns used by each grid of (N, L, W): the last non-pad line + 1 and the
+    widest row's last non-pad cell + 1 (0 for an empty grid)."""
+    used = grids != 0                                       # (N, L, W)
+    rows = used.any(axis=2)                                 # (N, L)
+    lines = np.where(rows.any(axis=1), rows.shape[1] - np.argmax(rows[:, ::-1], axis=1), 0)
+    cols_any = used.any(axis=1)                             # (N, W)
+    cols = np.where(cols_any.any(axis=1), cols_any.shape[1] - np.argmax(cols_any[:, ::-1], axis=1), 0)
+    return lines.astype(np.int64), cols.astype(np.int64)
+
+
+def crop_shape(src_lines, src_cols, tgt_lines, tgt_cols, grid_lines: int, grid_width: int) -> tuple[int, int]:
+    """The crop that holds the buggy program plus slack, and the fixed one."""
+    lines = max(int(np.max(src_lines)) + LINE_SLACK, int(np.max(tgt_lines)), 1)
+    cols = max(int(np.max(src_cols)) + COLUMN_SLACK, int(np.max(tgt_cols)), 1)
+    return min(lines, grid_lines), min(cols, grid_width)
+
+
+def crop_for_inference(source: np.ndarray) -> tuple[int, int]:
+    """The crop a batch of buggy grids (B, L, W) is repaired in."""
+    lines, cols = content_extent(source)
+    return crop_shape(lines, cols, lines, cols, source.shape[1], source.shape[2])
+
+
+@dataclass
+class GridExtents:
+    src_lines: np.ndarray
+    src_cols: np.ndarray
+    tgt_lines: np.ndarray
+    tgt_cols: np.ndarray
+
+    @classmethod
+    def measure(cls, data, chunk: int = 4096) -> "GridExtents":
+        parts = []
+        for start in range(0, len(data), chunk):
+            source, target = data.batch(np.arange(start, min(start + chunk, len(data))))
+            parts.append(content_extent(source) + content_extent(target))
+        if not parts:
+            empty = np.zeros(0, dtype=np.int64)
+            return cls(empty, empty, empty, empty)
+        return cls(*(np.concatenate([p[i] for p in parts]) for i in range(4)))
+
+    def area(self, idx: np.ndarray) -> np.ndarray:
+        return np.maximum(self.src_lines[idx] + LINE_SLACK, self.tgt_lines[idx]) * \
+            np.maximum(self.src_cols[idx] + COLUMN_SLACK, self.tgt_cols[idx])
+
+
+class GridBatches:
+    """Cropped (source, target) batches of repair grids for one training stage."""
+
+    def __init__(self, data, batch_size: int, seed: int, pool: int = 8, extents: GridExtents | None = None):
+        self.data, self.batch_size, self.seed, self.pool = data, batch_size, seed, pool
+        self.extents = extents or GridExtents.measure(data)
+
+    def rows_for_step(self, step: int, indices: np.ndarray) -> np.ndarray:
+        if len(indices) == 0:
+            raise ValueError("no training rows in this stage's buckets")
+        rng = np.random.default_rng([self.seed, step])
+        drawn = indices[rng.integers(0, len(indices), size=self.batch_size * self.pool)]
+        drawn = drawn[np.argsort(self.extents.area(drawn), kind="stable")]
+        start = int(rng.integers(0, len(drawn) - self.batch_size + 1))
+        return drawn[start:start + self.batch_size]
+
+    def get(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(source, target) of the rows, cropped to their content plus slack."""
+        e = self.extents
+        lines, cols = crop_shape(e.src_lines[rows], e.src_cols[rows], e.tgt_lines[rows], e.tgt_cols[rows],
+                                 self.data.lines, self.data.width)
+        source, target = self.data.batch(rows)
+        return source[:, :lines, :cols], target[:, :lines, :cols]
+
+    def for_step(self, step: int, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.get(self.rows_for_step(step, indices))
+
+
+class StreamBatches:
+    """(x, y) windows of a token stream; y is x shifted by one token."""
+
+    def __init__(self, data, batch_size: int, seq_len: int, seed: int):
+        if len(data) <= seq_len + 1:
+            raise ValueError(f"the token stream has {len(data)} tokens: fewer than one row of seq_len {seq_len}")
+        self.data, self.batch_size, self.seq_len, self.seed = data, batch_size, seq_len, seed
+
+    def for_step(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.data.batch(np.random.default_rng([self.seed, step]), self.batch_size, self.seq_len)

@@ -1,0 +1,77 @@
+"""`greenloop eval repair` and `greenloop export` on a model trained for a few steps: the
+report's figures agree with the predictions, detection counts clean programs, the ONNX
+export matches PyTorch and the model card holds the figures."""
+
+import json
+
+import pytest
+
+from greenloop.cli import main
+from greenloop.evaluate.repair import RepairOutcome, failure_signature, summarise
+from greenloop.train.config import PretrainConfig
+from greenloop.train.pretrain import Pretrainer
+
+TINY_TRM = {"hidden_size": 32, "num_attention_heads": 2, "n_layers": 1, "n_latent": 1, "n_deep": 1,
+            "supervision_steps": 2}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, grid_folder):
+    out = tmp_path_factory.mktemp("trained")
+    Pretrainer(PretrainConfig(model="trm", data=str(grid_folder), out=str(out), model_config=TINY_TRM,
+                              batch_size=8, steps=20, stages=1, eval_every=20, save_every=20, eval_examples=8,
+                              warmup_steps=2, lr=3e-3), progress=False).train()
+    return out / "best"
+
+
+def test_eval_repair_report_matches_its_predictions(trained, split_folder, tmp_path):
+    out = tmp_path / "eval"
+    assert main(["eval", "repair", "--model", str(trained), "--data", str(split_folder), "--out", str(out),
+                 "--latency-samples", "5"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert report["pairs"] == len(predictions) == 24
+    exact = sum(p["exact"] for p in predictions) / len(predictions)
+    assert report["overall"]["exact"] == pytest.approx(exact)
+    assert report["by_bug_type"]["missing_colon"]["pairs"] == 24
+    detection = report["detection"]["syntax"]
+    assert detection["clean"] == 24 and detection["flagged_buggy"] == sum(p["flagged_buggy"] for p in predictions)
+    assert report["speed"]["latency_samples"] == 5 and report["speed"]["repairs_per_s"] > 0
+    assert "| missing_colon |" in (out / "report.md").read_text()
+
+
+def test_eval_repair_reads_a_grid_folder_too(trained, grid_folder, capsys):
+    assert main(["eval", "repair", "--model", str(trained), "--data", str(grid_folder), "--latency-samples", "0",
+                 "--no-detection", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["pairs"] == 24 and report["detection"]["syntax"]["clean"] == 0
+
+
+def test_signatures_and_summary():
+    assert failure_signature("a", "b", "b", None) == "ok"
+    assert failure_signature("a", "a", "b", None) == "unchanged"
+    assert failure_signature("a", "def f(:\n", "b", None).startswith("does not parse")
+    assert failure_signature("a", "x = 1\n", "x = 2\n", "test 3: expected 'ab', got 'ba'") == \
+        "fails tests: test _: expected _, got _"
+    outcomes = [RepairOutcome("p1", "off_by_one", "logic", False, True, True, True, False, "ok", "a", "b", "b"),
+                RepairOutcome("p2", "off_by_one", "logic", False, True, False, True, True, "fails tests: x", "a", "b", "c"),
+                RepairOutcome("p3", "sql_injection", "security", True, True, None, False, True, "ok", "a", "b", "b")]
+    report = summarise(outcomes)
+    assert report["by_bug_type"]["off_by_one"]["verified"] == 0.5
+    assert report["detection"]["logic"] == {"buggy": 2, "clean": 2, "flagged_buggy": 2, "flagged_clean": 1,
+                                            "recall": 1.0, "precision": 2 / 3}
+    assert report["detection"]["security"]["recall"] == 0.0
+    assert [g["signature"] for g in report["errors"]] == ["fails tests: x"]
+
+
+def test_export_onnx_int8_and_model_card(trained, tmp_path):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "export"
+    assert main(["export", str(trained), "--out", str(out), "--onnx", "--int8", "--steps", "1"]) == 0
+    summary = json.loads((out / "export.json").read_text())
+    assert summary["onnx"]["max_abs_diff"] < 1e-3 and summary["onnx"]["top1_agreement"] > 0.99
+    assert 0.5 < summary["int8"]["top1_agreement"] <= 1.0
+    assert set(summary["sizes_mb"]) == {"model.safetensors", "model.onnx", "model.int8.onnx"}
+    card = (out / "README.md").read_text()
+    assert f"{summary['parameters']:,} parameters" in card and "model.onnx" in card
+    assert (out / "tokenizer.json").exists() and (out / "config.json").exists()
