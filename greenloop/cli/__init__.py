@@ -12,7 +12,7 @@ from greenloop.registry import RegistryError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from greenloop.cli import data, demo, export, tasks, text, train, verify
+    from greenloop.cli import data, demo, export, sample, tasks, text, train, verify
 
     parser = argparse.ArgumentParser(
         prog="greenloop",
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_commands(commands)
     train.add_commands(commands)
     export.add_commands(commands)
+    sample.add_commands(commands)
     demo.add_commands(commands)
     return parser
 

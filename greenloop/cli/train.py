@@ -31,6 +31,8 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--steps", type=int, help="steps per curriculum stage, at most (default 2000)")
     p.add_argument("--stages", type=int, help="curriculum stages over the difficulty buckets (default 5; 1: none)")
     p.add_argument("--batch-size", type=int, help="rows per step (default 32)")
+    p.add_argument("--batch-cells", type=int, help="grid data: cap rows x cropped cells per step (big programs "
+                   "come in smaller batches)")
     p.add_argument("--seq-len", type=int, help="tokens per row for token-stream data (default 256)")
     p.add_argument("--lr", type=float, help="peak learning rate of the first stage (default 1e-3)")
     p.add_argument("--max-minutes", type=float, help="stop cleanly after this much training time (resumable)")
@@ -52,7 +54,7 @@ def run_pretrain(args) -> int:
     model_config = parse_model_settings(args.model_set) if args.model_set else None
     config = load_config(PretrainConfig, args.config, args.set, model=args.model, data=args.data, out=args.out,
                          model_config=model_config, steps=args.steps, stages=args.stages,
-                         batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
+                         batch_size=args.batch_size, batch_cells=args.batch_cells, seq_len=args.seq_len, lr=args.lr,
                          max_minutes=args.max_minutes, eval_every=args.eval_every, save_every=args.save_every,
                          precision=args.precision, device=args.device, seed=args.seed)
     summary = Pretrainer(config, force=args.force, progress=False if args.quiet else None).train()

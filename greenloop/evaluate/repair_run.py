@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from greenloop.evaluate.repair import RepairOutcome, failure_signature, markdown_table, outcome_record, parse_error, summarise
+from greenloop.text.hints import parser_error_line
 from greenloop.train.batches import crop_for_inference
 
 
@@ -102,8 +103,9 @@ def _from_grid_folder(root: Path, split: str, tokenizer) -> EvalPairs:
     return EvalPairs(rows, source, target, 0)
 
 
-def repair_grids(model, grids: np.ndarray, batch_size: int, device, max_steps: int | None):
-    """Repaired grids (N, L, W) and supervision steps used, in input order; seconds spent."""
+def repair_grids(model, grids: np.ndarray, hints: np.ndarray, batch_size: int, device, max_steps: int | None):
+    """Repaired grids (N, L, W) and supervision steps used, in input order; seconds spent.
+    `hints`: each program's parser error row (-1: it parses)."""
     import torch
 
     areas = (grids != 0).any(axis=2).sum(axis=1) * (grids != 0).any(axis=1).sum(axis=1)
@@ -116,13 +118,16 @@ def repair_grids(model, grids: np.ndarray, batch_size: int, device, max_steps: i
             chunk = order[start:start + batch_size]
             lines, cols = crop_for_inference(grids[chunk])
             batch = torch.as_tensor(np.ascontiguousarray(grids[chunk, :lines, :cols]), dtype=torch.long, device=device)
-            pred, used = model.repair(batch, max_steps=max_steps)
+            chunk_hints = torch.as_tensor(np.where(hints[chunk] < lines, hints[chunk], -1), device=device)
+            pred, used = model.repair(batch, max_steps=max_steps, hint_lines=chunk_hints)
             out[chunk, :lines, :cols] = pred.cpu().numpy()
             steps[chunk] = used.float().cpu().numpy()
     return out, steps, time.perf_counter() - started
 
 
-def latency_ms(model, grids: np.ndarray, samples: int, seed: int, device, max_steps: int | None) -> np.ndarray:
+def latency_ms(model, texts: list[str], grids: np.ndarray, samples: int, seed: int, device,
+               max_steps: int | None) -> np.ndarray:
+    """Milliseconds per single repair, the parser's hint included (it is part of a repair)."""
     import torch
 
     if samples == 0:
@@ -132,9 +137,10 @@ def latency_ms(model, grids: np.ndarray, samples: int, seed: int, device, max_st
     with torch.no_grad():
         for i in picks:
             started = time.perf_counter()
+            hint = parser_error_line(texts[i])
             lines, cols = crop_for_inference(grids[i:i + 1])
             model.repair(torch.as_tensor(grids[i:i + 1, :lines, :cols], dtype=torch.long, device=device),
-                         max_steps=max_steps)
+                         max_steps=max_steps, hint_lines=torch.tensor([hint if hint < lines else -1], device=device))
             times.append((time.perf_counter() - started) * 1000)
     return np.asarray(times)
 
@@ -174,11 +180,16 @@ def evaluate_repair(config: RepairEvalConfig, progress: bool = False) -> tuple[d
         keep = np.sort(np.random.default_rng([config.seed, 3]).choice(len(pairs.rows), config.limit, replace=False))
         pairs = EvalPairs([pairs.rows[i] for i in keep], pairs.source[keep], pairs.target[keep], pairs.skipped)
     device = torch.device("cpu")
-    repaired, steps, seconds = repair_grids(model, pairs.source, config.batch_size, device, config.max_steps)
+    started = time.perf_counter()  # the parser's hint is part of a repair's cost
+    hints = np.asarray([parser_error_line(r["buggy"]) for r in pairs.rows], dtype=np.int64)
+    hint_seconds = time.perf_counter() - started
+    repaired, steps, seconds = repair_grids(model, pairs.source, hints, config.batch_size, device, config.max_steps)
+    seconds += hint_seconds
     predictions = [decode_grid(tokenizer, g) for g in repaired]
     clean_changed: list[bool | None] = [None] * len(pairs.rows)
     if config.detection:
-        on_clean, _, _ = repair_grids(model, pairs.target, config.batch_size, device, config.max_steps)
+        clean_hints = np.asarray([parser_error_line(r["fixed"]) for r in pairs.rows], dtype=np.int64)
+        on_clean, _, _ = repair_grids(model, pairs.target, clean_hints, config.batch_size, device, config.max_steps)
         clean_changed = [bool((a != b).any()) for a, b in zip(on_clean, pairs.target)]
     verified = verify_repairs(pairs.rows, predictions, config.tasks)
     outcomes = []
@@ -192,7 +203,7 @@ def evaluate_repair(config: RepairEvalConfig, progress: bool = False) -> tuple[d
             signature=failure_signature(row["buggy"], prediction, row["fixed"], detail),
             buggy=row["buggy"], fixed=row["fixed"], prediction=prediction, steps=float(steps[i])))
     report = summarise(outcomes)
-    latencies = latency_ms(model, pairs.source, config.latency_samples, config.seed, device, config.max_steps)
+    latencies = latency_ms(model, [r["buggy"] for r in pairs.rows], pairs.source, config.latency_samples, config.seed, device, config.max_steps)
     report["speed"] = {"repairs_per_s": len(pairs.rows) / seconds if seconds else 0.0, "batch_size": config.batch_size,
                        "seconds": seconds, "latency_ms_p50": float(np.percentile(latencies, 50)) if len(latencies) else 0.0,
                        "latency_ms_p99": float(np.percentile(latencies, 99)) if len(latencies) else 0.0,

@@ -10,8 +10,12 @@ positions are looked up by (line, column) and never assume the full grid.
 
 Embedding: x = sqrt(C) * (token + line + column embeddings), flattened to cells (B, N=L*W, C).
 `net` is n_layers non-causal post-norm transformer blocks over all N cells. Two states, the
-answer y and the latent z, both (B, N, C), start from learned vectors (which only receive
-gradients when n_deep = 1: otherwise they feed only the no-grad recursions). In words:
+answer y and the latent z, both (B, N, C). z starts from a learned vector. y starts, for
+repair, as the buggy program itself (`answer_init="input"`: y0 = x), and the output head
+shares the token embedding (`tie_word_embeddings`), so before any training the model
+answers with the program unchanged and learns only the edit: copying hundreds of cells
+right is free, and the gradient goes to the few cells a fix changes. `answer_init="learned"`
+is the paper's learned vector. In words:
 
     latent recursion:   n times  z <- net(x + y + z)       (think: refine the reasoning)
                         once     y <- net(y + z)           (act: refine the answer)
@@ -19,8 +23,9 @@ gradients when n_deep = 1: otherwise they feed only the no-grad recursions). In 
     supervision step:   one deep recursion, then logits = head(y), q_halt = q_head(mean(y)),
                         loss, optimiser step; y and z are carried, detached, to the next step
 
-Loss of a step: cross-entropy over every cell of the given grid (labels -100 ignored) plus
-halt_loss_weight * BCE(q_halt, [the predicted grid equals the target exactly]).
+Loss of a step: cross-entropy over every cell of the given grid (labels -100 ignored; cells
+the fix changes weigh `edit_weight` times more) plus halt_loss_weight * BCE(q_halt, [the
+predicted grid equals the target exactly]).
 
 Halting (our choice, documented): an example has halted when sigmoid(q_halt) > 0.5 or it has
 had `supervision_steps` steps. In training `out.halted` only tells the trainer when it may
@@ -76,6 +81,9 @@ class TRMConfig(PretrainedConfig):
         supervision_steps: int = 16,  # N_sup: most supervision steps per example
         halt_loss_weight: float = 0.5,  # weight of the halting BCE next to the cross-entropy
         mask_pad_keys: bool = False,  # attention ignores cells that are pad in the input
+        edit_weight: float = 1.0,  # loss weight of cells the fix changes (1: plain cross-entropy)
+        line_hint: bool = True,  # add a learned vector to the cells of the line the parser flags
+        answer_init: str = "input",  # y starts as the buggy program's embedding ("input") or a learned vector
         rms_norm_eps: float = 1e-5,
         pad_token_id: int | None = 0,
         bos_token_id: int | None = 1,
@@ -96,12 +104,15 @@ class TRMConfig(PretrainedConfig):
         self.supervision_steps = supervision_steps
         self.halt_loss_weight = halt_loss_weight
         self.mask_pad_keys = mask_pad_keys
+        self.edit_weight = edit_weight
+        self.answer_init = answer_init
+        self.line_hint = line_hint
         self.rms_norm_eps = rms_norm_eps
         self.pad_token_id = pad_token_id
         self.bos_token_id = bos_token_id
         self.eos_token_id = eos_token_id
         self._check()
-        kwargs.setdefault("tie_word_embeddings", False)
+        kwargs.setdefault("tie_word_embeddings", True)  # with answer_init="input", y decodes to the input at once
         super().__init__(**kwargs)
 
     def _check(self) -> None:
@@ -109,6 +120,9 @@ class TRMConfig(PretrainedConfig):
                               "grid_lines", "grid_width", "n_latent", "n_deep", "supervision_steps")
         require_head_split(self, even=False)
         require(self.halt_loss_weight >= 0, "halt_loss_weight", f"must be >= 0, got {self.halt_loss_weight}")
+        require(self.answer_init in ("input", "learned"), "answer_init",
+                f"expected 'input' or 'learned', got {self.answer_init!r}")
+        require(self.edit_weight > 0, "edit_weight", f"must be > 0, got {self.edit_weight}")
         require_token_ids_in_vocabulary(self)
 
 
@@ -135,6 +149,7 @@ class TRMOutput(ModelOutput):
 
 class TRMForRepair(PreTrainedModel):
     config_class = TRMConfig
+    _tied_weights_keys = {"lm_head.weight": "embed_tokens.weight"}
     base_model_prefix = "trm"  # no base-model submodule: the whole file is one model
     main_input_name = "input_ids"
     _no_split_modules = ["TransformerBlock"]
@@ -154,6 +169,7 @@ class TRMForRepair(PreTrainedModel):
         self.q_head = nn.Linear(C, 1)
         self.y_init = nn.Parameter(torch.zeros(C))
         self.z_init = nn.Parameter(torch.zeros(C))
+        self.hint_vector = nn.Parameter(torch.zeros(C))  # marks the parser's error line (line_hint)
         self.post_init()
 
     @torch.no_grad()
@@ -177,6 +193,8 @@ class TRMForRepair(PreTrainedModel):
         elif isinstance(module, TRMForRepair):
             init.trunc_normal_(module.y_init, std=1.0, a=-2.0, b=2.0)
             init.trunc_normal_(module.z_init, std=1.0, a=-2.0, b=2.0)
+            std = 1.0 / math.sqrt(C)  # as a token embedding
+            init.trunc_normal_(module.hint_vector, std=std, a=-2 * std, b=2 * std)
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embed_tokens
@@ -184,16 +202,26 @@ class TRMForRepair(PreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embed_tokens = value
 
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head = value
+
     # ---- the recursion -------------------------------------------------------------------
 
-    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """(B, L, W) token grid -> x (B, L*W, C)."""
+    def embed(self, input_ids: torch.Tensor, hint_lines: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L, W) token grid -> x (B, L*W, C); hint_lines (B,): the row the parser flags
+        in each program (-1: none), marked when config.line_hint."""
         L, W = input_ids.shape[1:]
         require(L <= self.config.grid_lines, "input_ids", f"{L} lines > grid_lines={self.config.grid_lines}")
         require(W <= self.config.grid_width, "input_ids", f"{W} columns > grid_width={self.config.grid_width}")
         lines = self.embed_lines(torch.arange(L, device=input_ids.device))  # (L, C)
         columns = self.embed_columns(torch.arange(W, device=input_ids.device))  # (W, C)
         x = self.embed_tokens(input_ids) + lines[:, None, :] + columns[None, :, :]  # (B, L, W, C)
+        if hint_lines is not None and self.config.line_hint:
+            flagged = torch.arange(L, device=input_ids.device)[None, :] == hint_lines[:, None]  # (B, L)
+            x = x + flagged[:, :, None, None].to(x.dtype) * self.hint_vector
         return math.sqrt(self.config.hidden_size) * x.flatten(1, 2)  # (B, N, C)
 
     def key_mask(self, input_ids: torch.Tensor) -> torch.Tensor | None:
@@ -231,17 +259,23 @@ class TRMForRepair(PreTrainedModel):
     # ---- the public interface ------------------------------------------------------------
 
     def initial_state(self, input_ids: torch.Tensor) -> TRMState:
-        """The learned initial y and z broadcast over a grid's cells, zero steps done."""
+        """The initial answer y (the buggy program's embedding, or a learned vector) and the
+        learned initial latent z, over a grid's cells; zero steps done."""
         B, L, W = input_ids.shape
         shape = (B, L * W, self.config.hidden_size)
         steps = torch.zeros(B, dtype=torch.long, device=input_ids.device)
-        return TRMState(self.y_init.expand(shape), self.z_init.expand(shape), steps)
+        if self.config.answer_init == "input":  # a repair starts from the program as written
+            y = self.embed(input_ids)
+        else:
+            y = self.y_init.expand(shape)
+        return TRMState(y, self.z_init.expand(shape), steps)
 
     def forward(
         self,
         input_ids: torch.LongTensor,  # (B, L, W) buggy program
         labels: torch.LongTensor | None = None,  # (B, L, W) fixed program, -100 = ignore
         state: TRMState | None = None,  # from initial_state() or the previous step's out.state
+        hint_lines: torch.LongTensor | None = None,  # (B,) the parser's error row, -1: none
         **kwargs,
     ) -> TRMOutput:
         """ONE supervision step: a deep recursion from `state`, the heads, the loss."""
@@ -250,26 +284,33 @@ class TRMForRepair(PreTrainedModel):
             state = self.initial_state(input_ids)
         require(tuple(state.y.shape) == (B, L * W, self.config.hidden_size), "state",
                 f"y has shape {tuple(state.y.shape)}, the grid needs {(B, L * W, self.config.hidden_size)}")
-        x = self.embed(input_ids)
+        x = self.embed(input_ids, hint_lines)
         y, z = self.deep_recursion(x, state.y, state.z, self.key_mask(input_ids))
         logits, q_halt = self.heads(y, L, W)
         steps = state.steps + 1
         halted = (q_halt > 0) | (steps >= self.config.supervision_steps)  # sigmoid(q) > 0.5, or out of steps
         out = TRMOutput(logits=logits, q_halt=q_halt, halted=halted, state=TRMState(y.detach(), z.detach(), steps))
         if labels is not None:
-            self._add_loss(out, labels)
+            self._add_loss(out, labels, input_ids)
         return out
 
-    def _add_loss(self, out: TRMOutput, labels: torch.Tensor) -> None:
+    def _add_loss(self, out: TRMOutput, labels: torch.Tensor, input_ids: torch.Tensor) -> None:
         require(labels.shape == out.logits.shape[:3], "labels",
                 f"shape {tuple(labels.shape)} differs from the grid {tuple(out.logits.shape[:3])}")
-        out.lm_loss = token_cross_entropy(out.logits, labels)
+        if self.config.edit_weight == 1.0:
+            out.lm_loss = token_cross_entropy(out.logits, labels)
+        else:  # cells the fix changes weigh more: one edited cell among hundreds copied
+            per_cell = F.cross_entropy(out.logits.flatten(0, 2).float(), labels.flatten(), ignore_index=-100,
+                                       reduction="none")
+            counted = (labels.flatten() != -100).to(per_cell.dtype)
+            weight = counted * (1 + (self.config.edit_weight - 1) * (labels != input_ids).flatten().to(per_cell.dtype))
+            out.lm_loss = (per_cell * weight).sum() / weight.sum().clamp(min=1)
         correct = exact_match(out.logits, labels).to(out.q_halt.dtype)  # (B,) the halting target
         out.halt_loss = F.binary_cross_entropy_with_logits(out.q_halt, correct)
         out.loss = out.lm_loss + self.config.halt_loss_weight * out.halt_loss
 
     @torch.no_grad()
-    def repair(self, input_ids: torch.Tensor, max_steps: int | None = None):
+    def repair(self, input_ids: torch.Tensor, max_steps: int | None = None, hint_lines: torch.Tensor | None = None):
         """Supervision steps until every example halts (or max_steps, default
         config.supervision_steps); each example keeps its answer from the step it halted at.
         Returns (ids (B, L, W), steps_used (B,))."""
@@ -280,7 +321,7 @@ class TRMForRepair(PreTrainedModel):
         done = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
         state = self.initial_state(input_ids)
         for step in range(1, max_steps + 1):
-            out = self(input_ids=input_ids, state=state)
+            out = self(input_ids=input_ids, state=state, hint_lines=hint_lines)
             state = out.state
             stop = out.halted | (step == max_steps)
             newly = stop & ~done
@@ -291,11 +332,11 @@ class TRMForRepair(PreTrainedModel):
                 break
         return answer, steps_used
 
-    def forward_fixed(self, input_ids: torch.Tensor, steps: int = 1):
+    def forward_fixed(self, input_ids: torch.Tensor, steps: int = 1, hint_lines: torch.Tensor | None = None):
         """`steps` supervision steps from the initial state with no data-dependent control
         flow (for ONNX export and timing). Returns (logits (B, L, W, V), q_halt (B,))."""
         L, W = input_ids.shape[1:]
-        x = self.embed(input_ids)
+        x = self.embed(input_ids, hint_lines)
         mask = self.key_mask(input_ids)
         state = self.initial_state(input_ids)
         y, z = state.y, state.z
@@ -313,8 +354,8 @@ class TRMFixedSteps(nn.Module):
         self.model = model
         self.steps = steps
 
-    def forward(self, input_ids: torch.Tensor):
-        return self.model.forward_fixed(input_ids, self.steps)
+    def forward(self, input_ids: torch.Tensor, hint_lines: torch.Tensor | None = None):
+        return self.model.forward_fixed(input_ids, self.steps, hint_lines)
 
 
 register_auto_classes(TRMConfig, TRMForRepair, causal_lm=False)

@@ -21,7 +21,9 @@ the vocabulary fits, int32 otherwise):
     OUT/{split}/shard-NNNNN.source.npy     grid: (n, lines, width) buggy
     OUT/{split}/shard-NNNNN.target.npy     grid: (n, lines, width) fixed
     OUT/{split}/shard-NNNNN.rows.parquet   grid: pair_id, bug_type, family, difficulty,
-                                           bucket, task_id, verified; one row per grid
+                                           bucket, task_id, verified, error_line (the
+                                           parser's row for buggy, -1: it parses);
+                                           one row per grid
     OUT/{split}/shard-NNNNN.tokens.npy     lm: the 1-D stream
     OUT/{split}/shard-NNNNN.docs.npy       lm: int64 start offset of each document
     OUT/run.json, OUT/shards/*.report.json bookkeeping (`greenloop.data.shards.ShardedRun`)
@@ -48,6 +50,7 @@ import numpy as np
 
 from greenloop.data.shards import ShardedRun, run_parallel, write_json
 from greenloop.text.grid import OVERFLOW_REASONS, encode_grids
+from greenloop.text.hints import parser_error_line
 from greenloop.text.tokenizer import BOS_ID, EOS_ID, SEP_ID, load_tokenizer, tokenizer_fingerprint
 
 FORMATS = ("grid", "lm")
@@ -258,7 +261,9 @@ def _grid_shard(tok, job: ShardJob, config: TokenizeConfig, dtype: type, folder:
         kept += n
     _write_array(folder / f"{job.name}.source.npy", sources[:kept])
     _write_array(folder / f"{job.name}.target.npy", targets[:kept])
-    _write_rows(folder / f"{job.name}.rows.parquet", table.select(list(ROW_COLUMNS)).filter(pa.array(keep)))
+    rows = table.select(list(ROW_COLUMNS)).filter(pa.array(keep))
+    hints = [parser_error_line(text) for text, fits in zip(buggy, keep) if fits]
+    _write_rows(folder / f"{job.name}.rows.parquet", rows.append_column("error_line", pa.array(hints, pa.int32())))
     return {"pairs": len(buggy), "rows": kept, "skipped": skipped, "samples": len(buggy)}
 
 

@@ -72,9 +72,12 @@ class GridExtents:
 class GridBatches:
     """Cropped (source, target) batches of repair grids for one training stage."""
 
-    def __init__(self, data, batch_size: int, seed: int, pool: int = 8, extents: GridExtents | None = None):
+    def __init__(self, data, batch_size: int, seed: int, pool: int = 8, extents: GridExtents | None = None,
+                 batch_cells: int | None = None, hints: np.ndarray | None = None):
         self.data, self.batch_size, self.seed, self.pool = data, batch_size, seed, pool
+        self.batch_cells = batch_cells
         self.extents = extents or GridExtents.measure(data)
+        self.hints = hints if hints is not None else np.full(len(data), -1, dtype=np.int64)
 
     def rows_for_step(self, step: int, indices: np.ndarray) -> np.ndarray:
         if len(indices) == 0:
@@ -83,17 +86,25 @@ class GridBatches:
         drawn = indices[rng.integers(0, len(indices), size=self.batch_size * self.pool)]
         drawn = drawn[np.argsort(self.extents.area(drawn), kind="stable")]
         start = int(rng.integers(0, len(drawn) - self.batch_size + 1))
-        return drawn[start:start + self.batch_size]
+        rows = drawn[start:start + self.batch_size]
+        if self.batch_cells:  # big programs come in smaller batches: about the same work per step
+            e = self.extents
+            lines = np.maximum.accumulate(np.maximum(e.src_lines[rows] + LINE_SLACK, e.tgt_lines[rows]))
+            cols = np.maximum.accumulate(np.maximum(e.src_cols[rows] + COLUMN_SLACK, e.tgt_cols[rows]))
+            fits = np.arange(1, len(rows) + 1) * lines * cols <= self.batch_cells
+            rows = rows[:max(1, int(np.argmin(fits)) if not fits.all() else len(rows))]
+        return rows
 
-    def get(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(source, target) of the rows, cropped to their content plus slack."""
+    def get(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(source, target, parser hint rows) of the rows, cropped to their content plus slack."""
         e = self.extents
         lines, cols = crop_shape(e.src_lines[rows], e.src_cols[rows], e.tgt_lines[rows], e.tgt_cols[rows],
                                  self.data.lines, self.data.width)
         source, target = self.data.batch(rows)
-        return source[:, :lines, :cols], target[:, :lines, :cols]
+        hints = np.where(self.hints[rows] < lines, self.hints[rows], -1)
+        return source[:, :lines, :cols], target[:, :lines, :cols], hints
 
-    def for_step(self, step: int, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def for_step(self, step: int, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.get(self.rows_for_step(step, indices))
 
 

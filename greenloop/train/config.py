@@ -24,7 +24,8 @@ class PretrainConfig:
     out: str = ""                       # run folder: checkpoints/, best/, final/, tb/, metrics.jsonl
     model_config: dict = field(default_factory=dict)  # overrides of the model's config
     init_from: str | None = None        # start from a saved model folder, not random weights
-    batch_size: int = 32
+    batch_size: int = 32                # rows per step (grid data: at most, see batch_cells)
+    batch_cells: int | None = None      # grid data: fewer rows when rows x cropped cells would exceed this
     seq_len: int = 256                  # token-stream data: tokens per row
     steps: int = 2000                   # optimizer steps per curriculum stage, at most
     stages: int = 5                     # curriculum stages over the difficulty buckets (1: none)
@@ -66,6 +67,8 @@ class PretrainConfig:
             raise ValueError("warmup_steps must be >= 0 and grad_clip > 0")
         if not 0 < self.advance_at <= 1:
             raise ValueError(f"advance_at: expected a fraction in (0, 1], got {self.advance_at}")
+        if self.batch_cells is not None and self.batch_cells < 1:
+            raise ValueError(f"batch_cells: must be at least 1, got {self.batch_cells}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError("max_minutes: must be positive")
         if not isinstance(self.model_config, dict):

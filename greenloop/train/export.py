@@ -4,8 +4,9 @@ The folder already holds safetensors weights, config.json and the tokenizer (tra
 writes them). Export adds:
 - `README.md`: a model card generated from the folder (architecture, size, training run,
   and the evaluation report when one is given or found in `DIR/eval/report.json`);
-- with `--onnx`: `model.onnx` (TRM: a fixed number of supervision steps, dynamic batch,
-  lines and columns; GPT/HRM: logits of a token sequence, dynamic batch and length),
+- with `--onnx`: `model.onnx` (TRM: inputs `input_ids` (batch, lines, width) and
+  `hint_lines` (batch,), the parser's error row or -1; a fixed number of supervision steps,
+  dynamic batch, lines and columns; GPT/HRM: logits of a token sequence, dynamic batch and length),
   checked against the PyTorch model with onnxruntime on inputs of a shape other than the
   traced one: the largest absolute difference and the top-1 agreement are reported;
 - with `--int8`: `model.int8.onnx`, onnxruntime's dynamic int8 quantisation (weights int8,
@@ -39,7 +40,8 @@ def _onnx_module(model, steps: int | None):
         from greenloop.models.trm import TRMFixedSteps
 
         chosen = steps or model.config.supervision_steps
-        return TRMFixedSteps(model, chosen), {"input_ids": {0: "batch", 1: "lines", 2: "width"}}, chosen
+        axes = {"input_ids": {0: "batch", 1: "lines", 2: "width"}, "hint_lines": {0: "batch"}}
+        return TRMFixedSteps(model, chosen), axes, chosen
 
     class Logits(torch.nn.Module):
         def __init__(self, inner):
@@ -60,14 +62,25 @@ def _shapes(model) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return (2, 12), (3, 20)
 
 
+def _inputs(model, seed: int, shape) -> dict:
+    """Named example inputs; a TRM also takes each program's parser hint row (-1: none)."""
+    import torch
+
+    inputs = {"input_ids": _example_inputs(model, seed, tuple(shape))}
+    if model.config.model_type == "greenloop_trm":
+        inputs["hint_lines"] = torch.arange(shape[0]) % shape[1] - (seed % 2)  # some rows, and a -1
+    return inputs
+
+
 def export_onnx(model, path: Path, steps: int | None) -> dict:
     import torch
 
     module, axes, chosen = _onnx_module(model.eval(), steps)
     traced, checked = _shapes(model)
     outputs = ["logits", "q_halt"] if chosen else ["logits"]
+    example = _inputs(model, 0, traced)
     with torch.no_grad():
-        torch.onnx.export(module, (_example_inputs(model, 0, traced),), str(path), input_names=["input_ids"],
+        torch.onnx.export(module, tuple(example.values()), str(path), input_names=list(example),
                           output_names=outputs, dynamic_axes={**axes, "logits": axes["input_ids"]},
                           opset_version=18, dynamo=False)
     return {"steps": chosen, "check_shape": checked, "module": module}
@@ -77,12 +90,12 @@ def compare_with_torch(module, model, onnx_path: Path, shape) -> dict:
     import onnxruntime as ort
     import torch
 
-    inputs = _example_inputs(model, 1, tuple(shape))
+    inputs = _inputs(model, 1, shape)
     with torch.no_grad():
-        expected = module(inputs)
+        expected = module(*inputs.values())
     expected = (expected[0] if isinstance(expected, tuple) else expected).numpy()
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"input_ids": inputs.numpy()})[0]
+    got = session.run(None, {name: value.numpy() for name, value in inputs.items()})[0]
     return {"max_abs_diff": float(np.abs(got - expected).max()),
             "top1_agreement": float((got.argmax(-1) == expected.argmax(-1)).mean()), "shape": list(shape)}
 

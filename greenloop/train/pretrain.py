@@ -80,7 +80,7 @@ class Pretrainer:
 
     def _train_batch(self, stage: Stage, lr: float) -> tuple[float, int, int]:
         s = self.setup
-        inputs, targets = s.batch_for_step(self.counters["step"], stage)
+        inputs, targets, extra = s.batch_for_step(self.counters["step"], stage)
         for group in s.optimizer.param_groups:
             group["lr"] = lr
         model = s.model
@@ -91,7 +91,7 @@ class Pretrainer:
         losses, updates = [], 0
         for _ in range(s.supervision_steps):
             with s.autocast():
-                out = model(**s.loss_kwargs(inputs, targets, state))
+                out = model(**s.loss_kwargs(inputs, targets, state), **extra)
             s.accelerator.backward(out.loss)
             s.accelerator.clip_grad_norm_(model.parameters(), self.config.grad_clip)
             s.optimizer.step()

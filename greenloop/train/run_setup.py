@@ -82,7 +82,8 @@ class RunSetup:
             self.val_buckets = _column(self.val_data, "bucket")
             present = sorted({int(b) for b in self.train_buckets}) if len(self.train_buckets) else []
             self.stages = plan_stages(present, cfg.stages, cfg.steps, cfg.lr, cfg.stage_lr_decay)
-            self.batches = GridBatches(self.train_data, cfg.batch_size, cfg.seed)
+            self.batches = GridBatches(self.train_data, cfg.batch_size, cfg.seed, batch_cells=cfg.batch_cells,
+                                       hints=_column(self.train_data, "error_line", missing=-1))
             self._stage_rows = {st.index: _rows_in(self.train_buckets, st.buckets) for st in self.stages}
             self.val_extents = GridExtents.measure(self.val_data)
             self.val_rows = fixed_subset(len(self.val_data), cfg.eval_examples, cfg.seed)
@@ -104,14 +105,17 @@ class RunSetup:
         return out
 
     def batch_for_step(self, step: int, stage: Stage):
+        """(inputs, targets, extra model inputs) as tensors on the device."""
         import torch
 
+        def tensor(array):
+            return torch.as_tensor(np.ascontiguousarray(array), dtype=torch.long, device=self.device)
+
         if self.grid:
-            inputs, targets = self.batches.for_step(step, self._stage_rows[stage.index])
-        else:
-            inputs, targets = self.batches.for_step(step)
-        return (torch.as_tensor(np.ascontiguousarray(inputs), dtype=torch.long, device=self.device),
-                torch.as_tensor(np.ascontiguousarray(targets), dtype=torch.long, device=self.device))
+            inputs, targets, hints = self.batches.for_step(step, self._stage_rows[stage.index])
+            return tensor(inputs), tensor(targets), {"hint_lines": tensor(hints)}
+        inputs, targets = self.batches.for_step(step)
+        return tensor(inputs), tensor(targets), {}
 
     # -- model, optimizer, device --------------------------------------------------------
     def _build(self, torch) -> None:
@@ -162,7 +166,8 @@ class RunSetup:
     def validate(self, stage: Stage) -> dict:
         if self.grid:
             return validate_grid(self.core, self.val_data, self.val_extents, self.val_rows,
-                                 _column(self.val_data, "bucket"), self.config.batch_size, self.device)
+                                 _column(self.val_data, "bucket"), _column(self.val_data, "error_line", missing=-1),
+                                 self.config.batch_size, self.device)
         if not self.val_batches:
             return {"loss": float("nan"), "batches": 0}
         return validate_stream(self.core, self.val_batches, self.device, lambda x, y: self.loss_kwargs(x, y))
@@ -231,8 +236,11 @@ class RunSetup:
             self._writer.close()
 
 
-def _column(data, name: str) -> np.ndarray:
+def _column(data, name: str, missing: int | None = None) -> np.ndarray:
     rows = data.rows
+    names = rows.column_names if hasattr(rows, "column_names") else (list(rows[0]) if rows else [])
+    if missing is not None and name not in names:  # a folder tokenized before the column existed
+        return np.full(len(data), missing, dtype=np.int64)
     values = rows.column(name).to_pylist() if hasattr(rows, "column") else [r[name] for r in rows]
     return np.asarray(values, dtype=np.int64)
 

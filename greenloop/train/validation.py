@@ -33,7 +33,7 @@ def exact_matches(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     return inside & ~outside.any(axis=(1, 2))
 
 
-def validate_grid(model, data, extents: GridExtents, rows: np.ndarray, buckets: np.ndarray,
+def validate_grid(model, data, extents: GridExtents, rows: np.ndarray, buckets: np.ndarray, hints: np.ndarray,
                   batch_size: int, device) -> dict:
     """Exact-match repair rate on `rows` of the validation data, overall and per bucket,
     and the mean number of supervision steps the model used before halting."""
@@ -48,7 +48,9 @@ def validate_grid(model, data, extents: GridExtents, rows: np.ndarray, buckets: 
             chunk = order[start:start + batch_size]
             source, target = data.batch(chunk)
             lines, cols = inference_crop(extents, chunk, data.lines, data.width)
-            pred, steps = model.repair(torch.as_tensor(source[:, :lines, :cols], device=device))
+            chunk_hints = np.where(hints[chunk] < lines, hints[chunk], -1)
+            pred, steps = model.repair(torch.as_tensor(source[:, :lines, :cols], device=device),
+                                       hint_lines=torch.as_tensor(chunk_hints, device=device))
             ok = exact_matches(pred.cpu().numpy(), target)
             for bucket, hit in zip(buckets[chunk], ok):
                 hits[int(bucket)].append(bool(hit))

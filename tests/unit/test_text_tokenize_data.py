@@ -17,6 +17,7 @@ from greenloop.data.pairs import make_pair
 from greenloop.data.split import _schema as split_schema
 from greenloop.text.datasets import GridData, TokenStream
 from greenloop.text.grid import decode_grids, encode_grids
+from greenloop.text.hints import parser_error_line
 from greenloop.text.tokenize_data import TokenizeConfig, run_tokenize
 from greenloop.text.tokenizer import BOS_ID, EOS_ID, SEP_ID, load_tokenizer, save_tokenizer, train_tokenizer
 
@@ -99,11 +100,13 @@ def test_grid_pairs_decode_back_to_the_exact_texts(tokenizer, split_folder, tmp_
         assert source.dtype == np.int64 and source.shape == (len(kept), LINES, WIDTH)
         assert decode_grids(tok, source) == [r["buggy"] for r in kept]
         assert decode_grids(tok, target) == [r["fixed"] for r in kept]
-        assert data.rows.to_pylist() == [{k: r[k] for k in data.rows.column_names} for r in kept]
+        assert data.rows.to_pylist() == [{**{k: r[k] for k in data.rows.column_names if k != "error_line"},
+                                          "error_line": parser_error_line(r["buggy"])} for r in kept]
     train = meta["splits"]["train"]["skipped"]
     assert train["too_many_lines"] >= 1 and train["line_too_long"] >= 1
     assert np.load(tmp_path / "G" / "train" / "shard-00000.source.npy", mmap_mode="r").dtype == np.uint16
-    assert data.rows.column_names == ["pair_id", "bug_type", "family", "difficulty", "bucket", "task_id", "verified"]
+    assert data.rows.column_names == ["pair_id", "bug_type", "family", "difficulty", "bucket", "task_id", "verified",
+                                      "error_line"]
 
 
 def test_grid_data_filters_and_gathers_across_shards(tokenizer, split_folder, tmp_path):

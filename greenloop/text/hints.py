@@ -1,0 +1,29 @@
+"""The parser's hint: on which line a program stops parsing.
+
+A repair model sees what a programmer sees: the program and, when it does not parse, the
+line Python's parser reports. Both come from the buggy program alone, so the hint is as
+available when repairing as when training. `-1` means the program parses (no hint).
+"""
+
+from __future__ import annotations
+
+import ast
+import warnings
+
+NO_HINT = -1
+
+
+def parser_error_line(text: str) -> int:
+    """0-based row of the first syntax error Python's parser reports, or NO_HINT."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid escape sequences and the like
+            ast.parse(text)
+    except SyntaxError as exc:
+        if not exc.lineno:
+            return NO_HINT
+        rows = text.count("\n") + 1
+        return min(max(exc.lineno - 1, 0), rows - 1)
+    except (ValueError, RecursionError, MemoryError):
+        return NO_HINT
+    return NO_HINT
