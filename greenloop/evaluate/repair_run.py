@@ -21,7 +21,6 @@ import numpy as np
 
 from greenloop.evaluate.repair import RepairOutcome, failure_signature, markdown_table, outcome_record, parse_error, summarise
 from greenloop.text.hints import parser_error_line
-from greenloop.train.batches import crop_for_inference
 
 
 @dataclass(frozen=True)
@@ -108,20 +107,17 @@ def repair_grids(model, grids: np.ndarray, hints: np.ndarray, batch_size: int, d
     `hints`: each program's parser error row (-1: it parses)."""
     import torch
 
+    from greenloop.train.windows import repair_batch
+
     areas = (grids != 0).any(axis=2).sum(axis=1) * (grids != 0).any(axis=1).sum(axis=1)
-    order = np.argsort(areas, kind="stable")
+    order = np.lexsort((areas, hints < 0))  # flagged programs together (windows), then by size
     out = np.zeros_like(grids)
     steps = np.zeros(len(grids), dtype=np.float64)
     started = time.perf_counter()
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
-            lines, cols = crop_for_inference(grids[chunk])
-            batch = torch.as_tensor(np.ascontiguousarray(grids[chunk, :lines, :cols]), dtype=torch.long, device=device)
-            chunk_hints = torch.as_tensor(np.where(hints[chunk] < lines, hints[chunk], -1), device=device)
-            pred, used = model.repair(batch, max_steps=max_steps, hint_lines=chunk_hints)
-            out[chunk, :lines, :cols] = pred.cpu().numpy()
-            steps[chunk] = used.float().cpu().numpy()
+            out[chunk], steps[chunk] = repair_batch(model, grids[chunk], hints[chunk], device, max_steps)
     return out, steps, time.perf_counter() - started
 
 
@@ -130,6 +126,8 @@ def latency_ms(model, texts: list[str], grids: np.ndarray, samples: int, seed: i
     """Milliseconds per single repair, the parser's hint included (it is part of a repair)."""
     import torch
 
+    from greenloop.train.windows import repair_batch
+
     if samples == 0:
         return np.zeros(0)
     picks = np.random.default_rng([seed, 11]).choice(len(grids), size=min(samples, len(grids)), replace=False)
@@ -137,10 +135,8 @@ def latency_ms(model, texts: list[str], grids: np.ndarray, samples: int, seed: i
     with torch.no_grad():
         for i in picks:
             started = time.perf_counter()
-            hint = parser_error_line(texts[i])
-            lines, cols = crop_for_inference(grids[i:i + 1])
-            model.repair(torch.as_tensor(grids[i:i + 1, :lines, :cols], dtype=torch.long, device=device),
-                         max_steps=max_steps, hint_lines=torch.tensor([hint if hint < lines else -1], device=device))
+            hint = np.asarray([parser_error_line(texts[i])], dtype=np.int64)
+            repair_batch(model, grids[i:i + 1], hint, device, max_steps)
             times.append((time.perf_counter() - started) * 1000)
     return np.asarray(times)
 

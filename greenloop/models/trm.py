@@ -51,6 +51,7 @@ from greenloop.models.layers import (
     TransformerBlock,
     exact_match,
     register_auto_classes,
+    rotary_cos_sin,
     require,
     require_head_split,
     require_positive_ints,
@@ -82,7 +83,9 @@ class TRMConfig(PretrainedConfig):
         halt_loss_weight: float = 0.5,  # weight of the halting BCE next to the cross-entropy
         mask_pad_keys: bool = False,  # attention ignores cells that are pad in the input
         edit_weight: float = 1.0,  # loss weight of cells the fix changes (1: plain cross-entropy)
-        line_hint: bool = True,  # add a learned vector to the cells of the line the parser flags
+        rope_2d: bool = True,  # rotary angles from (column, line) in attention: "the cell to my left" is easy
+        line_hint: bool = True,
+        window_radius: int = 0,  # >0: flagged programs are repaired in 2r+1 rows around the parser's line  # add a learned vector to the cells of the line the parser flags
         answer_init: str = "input",  # y starts as the buggy program's embedding ("input") or a learned vector
         rms_norm_eps: float = 1e-5,
         pad_token_id: int | None = 0,
@@ -107,6 +110,8 @@ class TRMConfig(PretrainedConfig):
         self.edit_weight = edit_weight
         self.answer_init = answer_init
         self.line_hint = line_hint
+        self.rope_2d = rope_2d
+        self.window_radius = window_radius
         self.rms_norm_eps = rms_norm_eps
         self.pad_token_id = pad_token_id
         self.bos_token_id = bos_token_id
@@ -122,6 +127,10 @@ class TRMConfig(PretrainedConfig):
         require(self.halt_loss_weight >= 0, "halt_loss_weight", f"must be >= 0, got {self.halt_loss_weight}")
         require(self.answer_init in ("input", "learned"), "answer_init",
                 f"expected 'input' or 'learned', got {self.answer_init!r}")
+        require(isinstance(self.window_radius, int) and self.window_radius >= 0, "window_radius",
+                f"must be a whole number >= 0, got {self.window_radius!r}")
+        require(not self.rope_2d or (self.hidden_size // max(self.num_attention_heads, 1)) % 4 == 0, "rope_2d",
+                "needs a head size (hidden_size / num_attention_heads) divisible by 4")
         require(self.edit_weight > 0, "edit_weight", f"must be > 0, got {self.edit_weight}")
         require_token_ids_in_vocabulary(self)
 
@@ -233,9 +242,26 @@ class TRMForRepair(PreTrainedModel):
         content = content | ~content.any(dim=1, keepdim=True)
         return content[:, None, None, :]
 
-    def run_net(self, h: torch.Tensor, mask) -> torch.Tensor:
+    def attention_inputs(self, input_ids: torch.Tensor):
+        """(rotary, key mask) for the blocks. With config.rope_2d, each head's rotated pairs
+        take half their angles from the cell's column and half from its line, so attention
+        depends on relative offsets (a fix that inserts a token shifts the rest of its line
+        by one column: each cell reads its left neighbour)."""
+        rotary = None
+        if self.config.rope_2d:
+            L, W = input_ids.shape[1:]
+            quarter = self.config.hidden_size // self.config.num_attention_heads // 4
+            lines = torch.arange(L, device=input_ids.device).repeat_interleave(W)  # (N,)
+            columns = torch.arange(W, device=input_ids.device).repeat(L)  # (N,)
+            cos_c, sin_c = rotary_cos_sin(columns, 2 * quarter)  # (1, 1, N, quarter)
+            cos_l, sin_l = rotary_cos_sin(lines, 2 * quarter)
+            rotary = (torch.cat((cos_c, cos_l), dim=-1), torch.cat((sin_c, sin_l), dim=-1))
+        return rotary, self.key_mask(input_ids)
+
+    def run_net(self, h: torch.Tensor, attention) -> torch.Tensor:
+        rotary, mask = attention
         for block in self.net:
-            h = block(h, mask=mask)  # (B, N, C), non-causal
+            h = block(h, rotary=rotary, mask=mask)  # (B, N, C), non-causal
         return h
 
     def latent_recursion(self, x, y, z, mask):
@@ -285,7 +311,7 @@ class TRMForRepair(PreTrainedModel):
         require(tuple(state.y.shape) == (B, L * W, self.config.hidden_size), "state",
                 f"y has shape {tuple(state.y.shape)}, the grid needs {(B, L * W, self.config.hidden_size)}")
         x = self.embed(input_ids, hint_lines)
-        y, z = self.deep_recursion(x, state.y, state.z, self.key_mask(input_ids))
+        y, z = self.deep_recursion(x, state.y, state.z, self.attention_inputs(input_ids))
         logits, q_halt = self.heads(y, L, W)
         steps = state.steps + 1
         halted = (q_halt > 0) | (steps >= self.config.supervision_steps)  # sigmoid(q) > 0.5, or out of steps
@@ -337,7 +363,7 @@ class TRMForRepair(PreTrainedModel):
         flow (for ONNX export and timing). Returns (logits (B, L, W, V), q_halt (B,))."""
         L, W = input_ids.shape[1:]
         x = self.embed(input_ids, hint_lines)
-        mask = self.key_mask(input_ids)
+        mask = self.attention_inputs(input_ids)
         state = self.initial_state(input_ids)
         y, z = state.y, state.z
         for _ in range(steps * self.config.n_deep):

@@ -8,8 +8,8 @@ Grid batches are cropped to their content: a program of 12 lines of at most 20 t
 does not pay for a 64×48 grid. To keep crops small, each step draws `pool` times more rows
 than it needs, sorts them by size and takes a random run of neighbours. The crop keeps
 `slack` spare columns (and one spare line) beyond the buggy program, because a fix may
-insert tokens; inference crops the same way (`crop_for_inference`), so the model sees the
-same shapes in training and use.
+insert tokens; inference crops the same way (`greenloop.train.windows`), so the model sees
+the same shapes in training and use.
 """
 
 from __future__ import annotations
@@ -38,12 +38,6 @@ def crop_shape(src_lines, src_cols, tgt_lines, tgt_cols, grid_lines: int, grid_w
     lines = max(int(np.max(src_lines)) + LINE_SLACK, int(np.max(tgt_lines)), 1)
     cols = max(int(np.max(src_cols)) + COLUMN_SLACK, int(np.max(tgt_cols)), 1)
     return min(lines, grid_lines), min(cols, grid_width)
-
-
-def crop_for_inference(source: np.ndarray) -> tuple[int, int]:
-    """The crop a batch of buggy grids (B, L, W) is repaired in."""
-    lines, cols = content_extent(source)
-    return crop_shape(lines, cols, lines, cols, source.shape[1], source.shape[2])
 
 
 @dataclass
@@ -78,6 +72,7 @@ class GridBatches:
         self.batch_cells = batch_cells
         self.extents = extents or GridExtents.measure(data)
         self.hints = hints if hints is not None else np.full(len(data), -1, dtype=np.int64)
+        self.window_radius = 0  # the model's (greenloop.train.windows)
 
     def rows_for_step(self, step: int, indices: np.ndarray) -> np.ndarray:
         if len(indices) == 0:
@@ -90,19 +85,20 @@ class GridBatches:
         if self.batch_cells:  # big programs come in smaller batches: about the same work per step
             e = self.extents
             lines = np.maximum.accumulate(np.maximum(e.src_lines[rows] + LINE_SLACK, e.tgt_lines[rows]))
+            if self.window_radius and (self.hints[rows] >= 0).all():
+                lines = np.minimum(lines, 2 * self.window_radius + 1)
             cols = np.maximum.accumulate(np.maximum(e.src_cols[rows] + COLUMN_SLACK, e.tgt_cols[rows]))
             fits = np.arange(1, len(rows) + 1) * lines * cols <= self.batch_cells
             rows = rows[:max(1, int(np.argmin(fits)) if not fits.all() else len(rows))]
         return rows
 
     def get(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(source, target, parser hint rows) of the rows, cropped to their content plus slack."""
-        e = self.extents
-        lines, cols = crop_shape(e.src_lines[rows], e.src_cols[rows], e.tgt_lines[rows], e.tgt_cols[rows],
-                                 self.data.lines, self.data.width)
+        """(source, target, parser hint rows) of the rows as the model trains on them:
+        windows around the hint where the model uses them, cropped to content plus slack."""
+        from greenloop.train.windows import training_crop
+
         source, target = self.data.batch(rows)
-        hints = np.where(self.hints[rows] < lines, self.hints[rows], -1)
-        return source[:, :lines, :cols], target[:, :lines, :cols], hints
+        return training_crop(source, target, self.hints[rows], self.window_radius)
 
     def for_step(self, step: int, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.get(self.rows_for_step(step, indices))

@@ -48,6 +48,8 @@ class RunSetup:
         self._prepare_folder(force)
         self._load_data()
         self._build(torch)
+        if self.grid:
+            self.batches.window_radius = int(getattr(self.core.config, "window_radius", 0) or 0)
         self._writer = None
 
     # -- folder and identity -----------------------------------------------------------

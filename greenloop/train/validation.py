@@ -10,27 +10,11 @@ from collections import defaultdict
 
 import numpy as np
 
-from greenloop.train.batches import COLUMN_SLACK, LINE_SLACK, GridExtents
+from greenloop.train.batches import GridExtents
 
 
 def fixed_subset(n: int, size: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng([seed, 7]).permutation(n)[:size]).astype(np.int64)
-
-
-def inference_crop(extents: GridExtents, rows: np.ndarray, lines: int, width: int) -> tuple[int, int]:
-    """The crop of the buggy grids only, as at inference (the target is not known)."""
-    return (min(int(extents.src_lines[rows].max()) + LINE_SLACK, lines),
-            min(int(extents.src_cols[rows].max()) + COLUMN_SLACK, width))
-
-
-def exact_matches(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Per row: the predicted crop equals the target's, and the target has nothing outside
-    the crop. pred (B, l, w); target (B, L, W)."""
-    lines, cols = pred.shape[1], pred.shape[2]
-    inside = (pred == target[:, :lines, :cols]).all(axis=(1, 2))
-    outside = target.copy()
-    outside[:, :lines, :cols] = 0
-    return inside & ~outside.any(axis=(1, 2))
 
 
 def validate_grid(model, data, extents: GridExtents, rows: np.ndarray, buckets: np.ndarray, hints: np.ndarray,
@@ -38,6 +22,8 @@ def validate_grid(model, data, extents: GridExtents, rows: np.ndarray, buckets: 
     """Exact-match repair rate on `rows` of the validation data, overall and per bucket,
     and the mean number of supervision steps the model used before halting."""
     import torch
+
+    from greenloop.train.windows import repair_batch
 
     order = rows[np.argsort(extents.src_lines[rows] * extents.src_cols[rows], kind="stable")]
     hits: dict[int, list[bool]] = defaultdict(list)
@@ -47,14 +33,11 @@ def validate_grid(model, data, extents: GridExtents, rows: np.ndarray, buckets: 
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
             source, target = data.batch(chunk)
-            lines, cols = inference_crop(extents, chunk, data.lines, data.width)
-            chunk_hints = np.where(hints[chunk] < lines, hints[chunk], -1)
-            pred, steps = model.repair(torch.as_tensor(source[:, :lines, :cols], device=device),
-                                       hint_lines=torch.as_tensor(chunk_hints, device=device))
-            ok = exact_matches(pred.cpu().numpy(), target)
+            pred, steps = repair_batch(model, source, hints[chunk], device)
+            ok = (pred == target).all(axis=(1, 2))
             for bucket, hit in zip(buckets[chunk], ok):
                 hits[int(bucket)].append(bool(hit))
-            steps_used.extend(steps.float().cpu().tolist())
+            steps_used.extend(steps.astype(float).tolist())
     model.train()
     every = [h for values in hits.values() for h in values]
     return {"exact": float(np.mean(every)) if every else 0.0,

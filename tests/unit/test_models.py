@@ -24,7 +24,7 @@ TINY = {
 }
 MODELS = sorted(TINY)
 # Initial states are only in the graph when the first recursion has gradients (n_deep=1 or N*T=1).
-NOT_TRAINED_BY_DEEP_RECURSION = {"y_init", "z_init", "h_init", "l_init"}
+NOT_TRAINED_BY_DEEP_RECURSION = {"y_init", "z_init", "h_init", "l_init", "hint_vector"}  # hint_vector: only with parser hints
 
 
 def tiny_model(name: str, **overrides):

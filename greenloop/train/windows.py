@@ -1,0 +1,78 @@
+"""Repairing a batch of grids, whole or in a window around the parser's error line.
+
+A syntax error is where the parser says it is, give or take a line or two. With
+`window_radius = r` (a TRM config field), a program the parser flags is repaired in the
+2r+1 rows centred on the flagged row (clamped to the grid), and those rows are pasted
+back; the rest of the program is kept as written. The model then spends its compute on
+the few lines that matter, and training and inference cut the same windows. A batch in
+which some program has no hint (it parses: a logic bug, or a clean program) is repaired
+whole. `r = 0` always repairs whole grids.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from greenloop.train.batches import COLUMN_SLACK, LINE_SLACK, content_extent
+
+
+def window_starts(hints: np.ndarray, radius: int, lines: int) -> np.ndarray | None:
+    """First row of each program's window, or None when the batch is repaired whole."""
+    size = 2 * radius + 1
+    if radius <= 0 or len(hints) == 0 or (hints < 0).any() or size >= lines:
+        return None
+    return np.clip(hints - radius, 0, lines - size).astype(np.int64)
+
+
+def cut_windows(grids: np.ndarray, starts: np.ndarray, radius: int) -> np.ndarray:
+    """(B, L, W) -> (B, 2r+1, W): each grid's rows from its start."""
+    rows = starts[:, None] + np.arange(2 * radius + 1)[None, :]
+    return np.take_along_axis(grids, rows[:, :, None], axis=1)
+
+
+def paste_windows(grids: np.ndarray, windows: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Grids with each window's rows replaced (windows may be narrower: the rest is pad)."""
+    out = grids.copy()
+    size, cols = windows.shape[1], windows.shape[2]
+    for b, start in enumerate(starts):
+        out[b, start:start + size, :] = 0
+        out[b, start:start + size, :cols] = windows[b]
+    return out
+
+
+def training_crop(source: np.ndarray, target: np.ndarray, hints: np.ndarray, radius: int):
+    """(source, target, hints) as the model sees them in training: windows where the batch
+    has hints, then cropped to the content plus slack."""
+    starts = window_starts(hints, radius, source.shape[1])
+    if starts is not None:
+        source, target = cut_windows(source, starts, radius), cut_windows(target, starts, radius)
+        hints = hints - starts
+    src_lines, src_cols = content_extent(source)
+    tgt_lines, tgt_cols = content_extent(target)
+    lines = source.shape[1] if starts is not None else \
+        min(max(int(src_lines.max()) + LINE_SLACK, int(tgt_lines.max()), 1), source.shape[1])
+    cols = min(max(int(src_cols.max()) + COLUMN_SLACK, int(tgt_cols.max()), 1), source.shape[2])
+    return source[:, :lines, :cols], target[:, :lines, :cols], np.where(hints < lines, hints, -1)
+
+
+def repair_batch(model, source: np.ndarray, hints: np.ndarray, device, max_steps: int | None = None):
+    """Repaired grids, the same shape as `source` (B, L, W), and supervision steps used."""
+    import torch
+
+    radius = int(getattr(model.config, "window_radius", 0) or 0)
+    starts = window_starts(hints, radius, source.shape[1])
+    inputs = cut_windows(source, starts, radius) if starts is not None else source
+    local = hints - starts if starts is not None else hints
+    src_lines, src_cols = content_extent(inputs)
+    lines = inputs.shape[1] if starts is not None else min(int(src_lines.max()) + LINE_SLACK, inputs.shape[1])
+    lines = max(lines, 1)
+    cols = max(min(int(src_cols.max()) + COLUMN_SLACK, inputs.shape[2]), 1)
+    crop = np.ascontiguousarray(inputs[:, :lines, :cols])
+    pred, steps = model.repair(torch.as_tensor(crop, dtype=torch.long, device=device), max_steps=max_steps,
+                               hint_lines=torch.as_tensor(np.where(local < lines, local, -1), device=device))
+    pred = pred.cpu().numpy().astype(source.dtype)
+    if starts is not None:
+        return paste_windows(source, pred, starts), steps.cpu().numpy()
+    out = np.zeros_like(source)
+    out[:, :lines, :cols] = pred
+    return out, steps.cpu().numpy()
