@@ -24,6 +24,8 @@ bench: install
 	$(PY) benchmarks/funnel_savings.py
 	$(PY) benchmarks/mbpp_references.py
 	$(PY) benchmarks/data_throughput.py
+	$(PY) benchmarks/tokenize_throughput.py
+	$(PY) benchmarks/train_throughput.py
 
 clean:
 	rm -rf $(VENV) runs
