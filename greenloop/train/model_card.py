@@ -11,7 +11,8 @@ from pathlib import Path
 
 _KIND = {
     "greenloop_trm": ("TRM (Tiny Recursive Model) for program repair on a token grid",
-                      "model.repair(input_ids)  # (B, lines, width) buggy grid -> repaired grid"),
+                      "model.repair(input_ids, hint_lines=hints)  # (B, lines, width) buggy grids and\n"
+                      "# each one's parser error row (greenloop.text.hints) -> repaired grids"),
     "greenloop_hrm": ("HRM (Hierarchical Reasoning Model), causal language model",
                       "model.generate(input_ids, max_new_tokens=128)"),
     "greenloop_gpt": ("tiny GPT, causal language model", "model.generate(input_ids, max_new_tokens=128)"),
@@ -65,7 +66,7 @@ def write_model_card(model, source: Path, path: Path, export: dict, evaluation: 
         lines += [f"`model.onnx` matches PyTorch within {o['max_abs_diff']:.2e} (top-1 agreement "
                   f"{100 * o['top1_agreement']:.2f}% on a {o['shape']} input)."]
         if o.get("steps"):
-            lines[-1] += f" It runs {o['steps']} supervision steps without halting."
+            lines[-1] += f" It runs {o['steps']} supervision step{'s' if o['steps'] != 1 else ''} without halting."
     if "int8" in export:
         lines += [f"`model.int8.onnx` (dynamic int8) agrees with PyTorch on "
                   f"{100 * export['int8']['top1_agreement']:.2f}% of top-1 predictions."]

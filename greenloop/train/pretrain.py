@@ -49,7 +49,7 @@ class Pretrainer:
         s, cfg = self.setup, self.config
         stages = s.stages
         bar = self._progress_bar(sum(st.steps for st in stages))
-        started, last_log = time.perf_counter(), self.counters["train_seconds"]
+        started = self._started = time.perf_counter()
         stop_reason = "finished"
         while not self.counters["finished"]:
             stage = stages[self.counters["stage"]]
@@ -113,7 +113,7 @@ class Pretrainer:
         improved = c["best"] is None or better(metric, c["best"]["value"])
         if improved:
             c["best"] = {"value": metric, "step": c["step"], "stage": stage.index}
-            s.save_model("best", c)
+            s.save_model("best", {**c, "train_seconds": c["train_seconds"] + time.perf_counter() - self._started})
         s.log({"event": "validation", "step": c["step"], "stage": stage.index, **report,
                "best": c["best"], "improved": improved})
         advance = s.stage_passed(report, stage) or c["stage_step"] >= stage.steps
