@@ -73,12 +73,12 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 8) -> float:
     return 2 * size ** 3 / best / 1e9
 
 
-def step_flops(model, inputs, targets, kwargs_of) -> float:
+def step_flops(model, inputs, targets, extra, kwargs_of) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
     with counter:
-        model(**kwargs_of(inputs, targets)).loss.backward()
+        model(**kwargs_of(inputs, targets), **extra).loss.backward()
     model.zero_grad(set_to_none=True)
     return float(counter.get_total_flops())
 
@@ -103,10 +103,10 @@ def bare_rate(name: str, settings: dict, batches: list, warmup: int, kwargs_of) 
     model = build_model(name, **settings)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
     tokens, started = 0, None
-    for i, (x, y) in enumerate(batches):
+    for i, (x, y, extra) in enumerate(batches):
         if i == warmup:
             tokens, started = 0, time.perf_counter()
-        loss = model(**kwargs_of(x, y)).loss
+        loss = model(**kwargs_of(x, y), **extra).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -128,8 +128,8 @@ def measure(name: str, data: Path, out: Path, steps: int, warmup: int, peak: flo
     settings = {**setup._model_settings()}
     kwargs_of = (lambda x, y: {"input_ids": x, "labels": y}) if grid else (lambda x, y: {"input_ids": x, "targets": y})
     bare, model = bare_rate(name, settings, batches, warmup, kwargs_of)
-    x, y = batches[0]
-    flops_per_token = step_flops(model, x, y, kwargs_of) / x.numel()
+    x, y, extra = batches[0]
+    flops_per_token = step_flops(model, x, y, extra, kwargs_of) / x.numel()
     return {"model": name, "parameters": model.num_parameters(), "greenloop_tokens_per_s": round(rate, 1),
             "bare_tokens_per_s": round(bare, 1), "ratio": round(rate / bare, 3),
             "mfu_greenloop": round(rate * flops_per_token / (peak * 1e9), 4),
