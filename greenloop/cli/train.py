@@ -62,6 +62,10 @@ def run_pretrain(args) -> int:
     print(f"{config.model}: {summary['parameters']:,} parameters, {summary['steps']} steps "
           f"({summary['updates']} updates) in {summary['train_seconds']} s, "
           f"{summary['tokens_per_s']:,.0f} tokens/s; stopped: {summary['stopped']}")
+    if "train_loss_first5" in summary:
+        first, last = summary["train_loss_first5"], summary["train_loss_last20"]
+        print(f"  training loss {first:.2f} (mean of the first 5 steps) -> {last:.2f} (last 20): "
+              f"{100 * (last - first) / first:+.0f}%")
     for stage in summary["stages_done"]:
         v = stage["validation"]
         figure = f"exact {v['exact']:.3f}" if "exact" in v else f"loss {v['loss']:.4f}"

@@ -135,7 +135,9 @@ def markdown_table(report: dict) -> str:
     def pct(value):
         return "–" if value is None else f"{100 * value:.1f}%"
 
-    lines = [f"Repair evaluation: {report['pairs']} pairs", "",
+    lines = [f"Repair evaluation: {report['pairs']} pairs"
+             + (f" ({report['skipped_not_fitting_grid']} more do not fit the model's grid and are not evaluated)"
+                if report.get("skipped_not_fitting_grid") else ""), "",
              "| bug type | family | pairs | exact fix | parses | verified fix (with tests) |",
              "|---|---|---:|---:|---:|---:|"]
     for bug_type, rates in report["by_bug_type"].items():

@@ -64,30 +64,18 @@ def load_eval_pairs(folder: str, split: str, tokenizer, lines: int, width: int) 
 def _from_split_folder(root: Path, split: str, tokenizer, lines: int, width: int) -> EvalPairs:
     import pyarrow.parquet as pq
 
-    from greenloop.text.grid import encode_grid
+    from greenloop.text.grid import encode_grids
 
-    files = sorted((root / split).glob("*/*.parquet"))
-    rows, sources, targets, skipped = [], [], [], 0
-    for path in files:
-        for row in pq.read_table(path, columns=["pair_id", "bug_type", "family", "task_id", "buggy", "fixed"]).to_pylist():
-            src, tgt = _encode(encode_grid, tokenizer, row["buggy"], lines, width), \
-                _encode(encode_grid, tokenizer, row["fixed"], lines, width)
-            if src is None or tgt is None:
-                skipped += 1
-                continue
-            rows.append(row)
-            sources.append(src)
-            targets.append(tgt)
-    if not rows:
+    columns = ["pair_id", "bug_type", "family", "task_id", "buggy", "fixed"]
+    rows = [row for path in sorted((root / split).glob("*/*.parquet"))
+            for row in pq.read_table(path, columns=columns).to_pylist()]
+    # both sides in one call, so the lines they share are encoded once
+    grids, reasons = encode_grids(tokenizer, [r["buggy"] for r in rows] + [r["fixed"] for r in rows], lines, width)
+    fits = np.array([a is None and b is None for a, b in zip(reasons[:len(rows)], reasons[len(rows):])], dtype=bool)
+    if not fits.any():
         raise ValueError(f"{root}/{split}: no pairs that fit a {lines}x{width} grid")
-    return EvalPairs(rows, np.stack(sources), np.stack(targets), skipped)
-
-
-def _encode(encode_grid, tokenizer, text: str, lines: int, width: int):
-    try:
-        return encode_grid(tokenizer, text, lines=lines, width=width)
-    except ValueError:  # the grid's overflow error
-        return None
+    kept = [row for row, ok in zip(rows, fits) if ok]
+    return EvalPairs(kept, grids[:len(rows)][fits], grids[len(rows):][fits], int((~fits).sum()))
 
 
 def _from_grid_folder(root: Path, split: str, tokenizer) -> EvalPairs:

@@ -45,11 +45,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationMixin, PretrainedConfig, PreTrainedModel
-from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from greenloop.models.layers import (
-    RMSNorm,
+    init_as_recursive_papers,
+    truncated_normal,
     TransformerBlock,
     aligned_targets,
     exact_match,
@@ -177,25 +177,11 @@ class HRMForCausalLM(PreTrainedModel, GenerationMixin):
 
     @torch.no_grad()
     def _init_weights(self, module):
-        # As the paper's code: truncated LeCun-normal weights, unit-RMS embeddings after the
-        # sqrt(C) scale, and a Q-head that starts at "continue" (both logits -5).
-        C = self.config.hidden_size
-        if module is self.q_head:
-            init.zeros_(module.weight)
-            init.constant_(module.bias, -5.0)
-        elif isinstance(module, nn.Linear):
-            std = 1.0 / math.sqrt(module.in_features)
-            init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            std = 1.0 / math.sqrt(C)
-            init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
-        elif isinstance(module, RMSNorm):
-            init.ones_(module.weight)
-        elif isinstance(module, HRMForCausalLM):
-            init.trunc_normal_(module.h_init, std=1.0, a=-2.0, b=2.0)
-            init.trunc_normal_(module.l_init, std=1.0, a=-2.0, b=2.0)
+        # The papers' initialisation; the initial states as their code draws them.
+        init_as_recursive_papers(module, self.q_head, self.config.hidden_size)
+        if isinstance(module, HRMForCausalLM):
+            truncated_normal(module.h_init, 1.0)
+            truncated_normal(module.l_init, 1.0)
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embed_tokens

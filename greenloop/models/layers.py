@@ -9,9 +9,12 @@ Shapes: B batch, T sequence length (cells for TRM), C hidden size, H heads, D he
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import initialization as init
 
 IGNORE_INDEX = -100  # label value that the losses skip (the PyTorch and Hugging Face default)
 
@@ -243,6 +246,31 @@ def exact_match(logits, targets) -> torch.Tensor:
     counted = targets != IGNORE_INDEX
     right = (logits.argmax(-1) == targets) | ~counted
     return right.flatten(1).all(dim=1)
+
+
+def init_as_recursive_papers(module: nn.Module, q_head: nn.Module, hidden_size: int) -> None:
+    """The TRM and HRM papers' initialisation of one module: truncated LeCun-normal linear
+    weights, unit-RMS token embeddings after the sqrt(C) scale, RMSNorm gains of one, and a
+    Q-head whose logits start at -5 (sigmoid ~ 0.007: do not halt yet). Model-specific
+    parameters (initial states) are the caller's."""
+    from transformers import initialization as init
+
+    if module is q_head:
+        init.zeros_(module.weight)
+        init.constant_(module.bias, -5.0)
+    elif isinstance(module, nn.Linear):
+        truncated_normal(module.weight, 1.0 / math.sqrt(module.in_features))
+        if module.bias is not None:
+            init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        truncated_normal(module.weight, 1.0 / math.sqrt(hidden_size))
+    elif isinstance(module, RMSNorm):
+        init.ones_(module.weight)
+
+
+def truncated_normal(tensor: torch.Tensor, std: float) -> None:
+    """Normal with standard deviation `std`, cut at two of them."""
+    init.trunc_normal_(tensor, std=std, a=-2 * std, b=2 * std)
 
 
 def register_auto_classes(config_class, model_class, *, causal_lm: bool) -> None:

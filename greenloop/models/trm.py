@@ -43,11 +43,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
-from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from greenloop.models.layers import (
-    RMSNorm,
+    init_as_recursive_papers,
+    truncated_normal,
     TransformerBlock,
     exact_match,
     register_auto_classes,
@@ -183,27 +183,12 @@ class TRMForRepair(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module):
-        # As the paper's code: truncated LeCun-normal weights, unit-RMS embeddings after the
-        # sqrt(C) scale, and a q-head that starts at "never halt" (sigmoid(-5) ~ 0.007).
-        C = self.config.hidden_size
-        if module is self.q_head:
-            init.zeros_(module.weight)
-            init.constant_(module.bias, -5.0)
-        elif isinstance(module, nn.Linear):
-            std = 1.0 / math.sqrt(module.in_features)
-            init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            std = 1.0 / math.sqrt(C)
-            init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
-        elif isinstance(module, RMSNorm):
-            init.ones_(module.weight)
-        elif isinstance(module, TRMForRepair):
-            init.trunc_normal_(module.y_init, std=1.0, a=-2.0, b=2.0)
-            init.trunc_normal_(module.z_init, std=1.0, a=-2.0, b=2.0)
-            std = 1.0 / math.sqrt(C)  # as a token embedding
-            init.trunc_normal_(module.hint_vector, std=std, a=-2 * std, b=2 * std)
+        # The papers' initialisation; the initial states as their code draws them.
+        init_as_recursive_papers(module, self.q_head, self.config.hidden_size)
+        if isinstance(module, TRMForRepair):
+            truncated_normal(module.y_init, 1.0)
+            truncated_normal(module.z_init, 1.0)
+            truncated_normal(module.hint_vector, 1.0 / math.sqrt(self.config.hidden_size))  # as a token embedding
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embed_tokens

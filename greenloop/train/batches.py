@@ -33,13 +33,6 @@ def content_extent(grids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lines.astype(np.int64), cols.astype(np.int64)
 
 
-def crop_shape(src_lines, src_cols, tgt_lines, tgt_cols, grid_lines: int, grid_width: int) -> tuple[int, int]:
-    """The crop that holds the buggy program plus slack, and the fixed one."""
-    lines = max(int(np.max(src_lines)) + LINE_SLACK, int(np.max(tgt_lines)), 1)
-    cols = max(int(np.max(src_cols)) + COLUMN_SLACK, int(np.max(tgt_cols)), 1)
-    return min(lines, grid_lines), min(cols, grid_width)
-
-
 @dataclass
 class GridExtents:
     src_lines: np.ndarray

@@ -119,6 +119,7 @@ def _mb(path: Path) -> float:
 def export_model(folder: str, out: str | None = None, onnx: bool = False, int8: bool = False,
                  steps: int | None = None, report: str | None = None) -> dict:
     from greenloop.models import load_model
+    from greenloop.train.checkpoint import TOKENIZER_FILES
     from greenloop.train.model_card import write_model_card
 
     source = Path(folder)
@@ -127,8 +128,7 @@ def export_model(folder: str, out: str | None = None, onnx: bool = False, int8: 
     if target != source:
         target.mkdir(parents=True, exist_ok=True)
         for path in source.iterdir():
-            if path.is_file() and (path.name in MODEL_FILES or path.name.startswith("tokenizer")
-                                   or path.name.endswith("tokenizer.json") or path.name == "special_tokens_map.json"):
+            if path.is_file() and path.name in MODEL_FILES + TOKENIZER_FILES:
                 shutil.copy2(path, target / path.name)
     if not (target / "tokenizer.json").exists():
         raise FileNotFoundError(f"{source}: no tokenizer.json beside the model (training copies it; copy it in)")

@@ -20,11 +20,9 @@ with the tokenizer.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -144,6 +142,10 @@ class Pretrainer:
                    "train_seconds": round(c["train_seconds"], 1),
                    "tokens_per_s": round(c["tokens"] / c["train_seconds"], 1) if c["train_seconds"] else 0.0,
                    "parameters": s.core.num_parameters(), "out": str(s.out)}
+        losses = s.train_losses()
+        if losses:  # the first steps against the last: did training lower the loss?
+            summary["train_loss_first5"] = float(np.mean(losses[:5]))
+            summary["train_loss_last20"] = float(np.mean(losses[-20:]))
         s.log({"event": "end", **summary})
         s.close()
         return summary
@@ -170,6 +172,3 @@ class Pretrainer:
 def run_pretrain(config: PretrainConfig, force: bool = False, progress: bool | None = None) -> dict:
     return Pretrainer(config, force=force, progress=progress).train()
 
-
-def print_summary(summary: dict) -> None:
-    print(json.dumps(summary, indent=2, default=str))

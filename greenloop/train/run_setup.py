@@ -82,6 +82,7 @@ class RunSetup:
             self.val_data = GridData(cfg.data, "validation")
             self.train_buckets = _column(self.train_data, "bucket")
             self.val_buckets = _column(self.val_data, "bucket")
+            self.val_hints = _column(self.val_data, "error_line", missing=-1)
             present = sorted({int(b) for b in self.train_buckets}) if len(self.train_buckets) else []
             self.stages = plan_stages(present, cfg.stages, cfg.steps, cfg.lr, cfg.stage_lr_decay)
             self.batches = GridBatches(self.train_data, cfg.batch_size, cfg.seed, batch_cells=cfg.batch_cells,
@@ -167,9 +168,8 @@ class RunSetup:
     # -- validation --------------------------------------------------------------------
     def validate(self, stage: Stage) -> dict:
         if self.grid:
-            return validate_grid(self.core, self.val_data, self.val_extents, self.val_rows,
-                                 _column(self.val_data, "bucket"), _column(self.val_data, "error_line", missing=-1),
-                                 self.config.batch_size, self.device)
+            return validate_grid(self.core, self.val_data, self.val_extents, self.val_rows, self.val_buckets,
+                                 self.val_hints, self.config.batch_size, self.device)
         if not self.val_batches:
             return {"loss": float("nan"), "batches": 0}
         return validate_stream(self.core, self.val_batches, self.device, lambda x, y: self.loss_kwargs(x, y))
@@ -223,6 +223,17 @@ class RunSetup:
             if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "step":
                 writer.add_scalar(f"{record['event']}/{key}", value, record["step"])
 
+    def train_losses(self) -> list[float]:
+        """Training loss per step, read back from metrics.jsonl; a step a resumed run
+        repeated counts once (its last record)."""
+        by_step = {}
+        with open(self.out / "metrics.jsonl") as fh:
+            for line in fh:
+                record = json.loads(line)
+                if record.get("event") == "train":
+                    by_step[record["step"]] = record["loss"]
+        return [by_step[step] for step in sorted(by_step)]
+
     def _tensorboard(self):
         if self._writer is None:
             try:
@@ -270,8 +281,7 @@ def _supervision_steps(model) -> int:
 
 
 def _tied_names(model) -> set[str]:
-    tied = getattr(model, "_tied_weights_keys", None) or []
-    return set(tied) if not isinstance(tied, dict) else set(tied)
+    return set(getattr(model, "_tied_weights_keys", None) or ())  # a dict's keys or a list
 
 
 def _plain(value: Any) -> Any:

@@ -40,6 +40,18 @@ def paste_windows(grids: np.ndarray, windows: np.ndarray, starts: np.ndarray) ->
     return out
 
 
+def crop_size(source: np.ndarray, target: np.ndarray | None, windowed: bool) -> tuple[int, int]:
+    """Lines and columns a batch is cut to: the buggy programs' content plus slack (a fix
+    may insert), and all of the fixed programs where they are known (training). Windows
+    keep all their rows."""
+    src_lines, src_cols = content_extent(source)
+    tgt_lines, tgt_cols = content_extent(target) if target is not None else (src_lines, src_cols)
+    lines = source.shape[1] if windowed else \
+        min(max(int(src_lines.max()) + LINE_SLACK, int(tgt_lines.max()), 1), source.shape[1])
+    cols = min(max(int(src_cols.max()) + COLUMN_SLACK, int(tgt_cols.max()), 1), source.shape[2])
+    return lines, cols
+
+
 def training_crop(source: np.ndarray, target: np.ndarray, hints: np.ndarray, radius: int):
     """(source, target, hints) as the model sees them in training: windows where the batch
     has hints, then cropped to the content plus slack."""
@@ -47,11 +59,7 @@ def training_crop(source: np.ndarray, target: np.ndarray, hints: np.ndarray, rad
     if starts is not None:
         source, target = cut_windows(source, starts, radius), cut_windows(target, starts, radius)
         hints = hints - starts
-    src_lines, src_cols = content_extent(source)
-    tgt_lines, tgt_cols = content_extent(target)
-    lines = source.shape[1] if starts is not None else \
-        min(max(int(src_lines.max()) + LINE_SLACK, int(tgt_lines.max()), 1), source.shape[1])
-    cols = min(max(int(src_cols.max()) + COLUMN_SLACK, int(tgt_cols.max()), 1), source.shape[2])
+    lines, cols = crop_size(source, target, starts is not None)
     return source[:, :lines, :cols], target[:, :lines, :cols], np.where(hints < lines, hints, -1)
 
 
@@ -63,10 +71,7 @@ def repair_batch(model, source: np.ndarray, hints: np.ndarray, device, max_steps
     starts = window_starts(hints, radius, source.shape[1])
     inputs = cut_windows(source, starts, radius) if starts is not None else source
     local = hints - starts if starts is not None else hints
-    src_lines, src_cols = content_extent(inputs)
-    lines = inputs.shape[1] if starts is not None else min(int(src_lines.max()) + LINE_SLACK, inputs.shape[1])
-    lines = max(lines, 1)
-    cols = max(min(int(src_cols.max()) + COLUMN_SLACK, inputs.shape[2]), 1)
+    lines, cols = crop_size(inputs, None, starts is not None)
     crop = np.ascontiguousarray(inputs[:, :lines, :cols])
     pred, steps = model.repair(torch.as_tensor(crop, dtype=torch.long, device=device), max_steps=max_steps,
                                hint_lines=torch.as_tensor(np.where(local < lines, local, -1), device=device))

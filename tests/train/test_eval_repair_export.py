@@ -7,7 +7,7 @@ import json
 import pytest
 
 from greenloop.cli import main
-from greenloop.evaluate.repair import RepairOutcome, failure_signature, summarise
+from greenloop.evaluate.repair import RepairOutcome, failure_signature, markdown_table, summarise
 from greenloop.train.config import PretrainConfig
 from greenloop.train.pretrain import Pretrainer
 
@@ -62,6 +62,8 @@ def test_signatures_and_summary():
                                             "recall": 1.0, "precision": 2 / 3}
     assert report["detection"]["security"]["recall"] == 0.0
     assert [g["signature"] for g in report["errors"]] == ["fails tests: x"]
+    assert "(3 more do not fit the model's grid" in markdown_table({**report, "skipped_not_fitting_grid": 3})
+    assert "do not fit" not in markdown_table(report)
 
 
 def test_export_onnx_int8_and_model_card(trained, tmp_path):

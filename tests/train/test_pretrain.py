@@ -88,10 +88,12 @@ def test_gpt_on_a_token_stream_lowers_validation_loss(lm_folder, tmp_path):
     config = PretrainConfig(model="gpt", data=str(lm_folder), out=str(tmp_path / "gpt"), model_config=TINY_GPT,
                             batch_size=8, seq_len=32, steps=60, stages=1, eval_every=30, save_every=60,
                             eval_examples=16, warmup_steps=5, lr=3e-3)
-    Pretrainer(config, progress=False).train()
+    summary = Pretrainer(config, progress=False).train()
     records = [json.loads(line) for line in (tmp_path / "gpt" / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in records if r["event"] == "train"]
     assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:3])
+    assert summary["train_loss_last20"] == pytest.approx(np.mean(losses[-20:]))
+    assert summary["train_loss_first5"] == pytest.approx(np.mean(losses[:5]))
     assert (tmp_path / "gpt" / "best" / "config.json").exists()
 
 
@@ -114,5 +116,5 @@ def test_cli_pretrain_prints_a_summary(grid_folder, tmp_path, capsys):
         args += ["--model-set", f"{key}={value}"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "trm:" in out and "tokens/s" in out and "best validation" in out
+    assert "trm:" in out and "tokens/s" in out and "best validation" in out and "training loss" in out
     assert main(args[:-2] + ["--set", "lr=0.5"]) == 2  # a different run in the same folder
