@@ -56,7 +56,7 @@ def build_data(out: Path, limit_files: int) -> tuple[Path, Path]:
              ["text", "tokenize", "--tokenizer", str(out / "tok"), "--input", str(out / "S"), "--format", "lm",
               "--out", str(lm)]]
     for argv in steps:
-        if main(argv + ["--force"] if argv[1] != "train-tokenizer" else argv + ["--force"]) != 0:
+        if main(argv + ["--force"]) != 0:
             raise SystemExit(f"failed: greenloop {' '.join(argv)}")
     return grid, lm
 
@@ -125,7 +125,7 @@ def measure(name: str, data: Path, out: Path, steps: int, warmup: int, peak: flo
     rate, setup = greenloop_rate(config, warmup)
     stage = setup.stages[0]
     batches = [setup.batch_for_step(step, stage) for step in range(steps)]
-    settings = {**setup._model_settings()}
+    settings = setup._model_settings()
     kwargs_of = (lambda x, y: {"input_ids": x, "labels": y}) if grid else (lambda x, y: {"input_ids": x, "targets": y})
     bare, model = bare_rate(name, settings, batches, warmup, kwargs_of)
     x, y, extra = batches[0]
