@@ -132,7 +132,6 @@ def run_agent(policy, workspace: Workspace, config: AgentConfig = AgentConfig())
 
 
 def _ask(policy, transcript: str, config: AgentConfig) -> tuple[str, int, int]:
-    """One reply, with token counts where the policy reports them."""
-    [[text]] = policy.generate([transcript], n=1, temperature=config.temperature, max_tokens=config.max_tokens)
-    usage = getattr(policy, "last_usage", None) or {}
-    return text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+    """One reply and its prompt and completion token counts."""
+    out = policy.generate_with_usage([transcript], n=1, temperature=config.temperature, max_tokens=config.max_tokens)
+    return out.texts[0][0], out.prompt_tokens[0], out.completion_tokens[0]

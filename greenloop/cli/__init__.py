@@ -12,7 +12,7 @@ from greenloop.registry import RegistryError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from greenloop.cli import data, demo, export, sample, tasks, text, train, verify
+    from greenloop.cli import data, demo, export, loop, sample, serve_model, store, tasks, text, train, verify
 
     parser = argparse.ArgumentParser(
         prog="greenloop",
@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_commands(commands)
     export.add_commands(commands)
     sample.add_commands(commands)
+    store.add_commands(commands)
+    serve_model.add_commands(commands)
+    loop.add_commands(commands)
     demo.add_commands(commands)
     return parser
 

@@ -11,6 +11,51 @@ def add_commands(commands) -> None:
                                         "(tiny GPT, TRM, HRM) from scratch.")
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     _add_pretrain(sub)
+    _add_sft(sub)
+
+
+def _add_sft(sub) -> None:
+    from greenloop.train import finetune
+
+    p = sub.add_parser("sft", help="supervised fine-tuning on prompt → completion pairs (or from scratch)",
+                       description=finetune.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="a model folder to fine-tune, or gpt / hrm to start from "
+                   "random weights (needs --tokenizer)")
+    p.add_argument("--tokenizer", help="with --model gpt|hrm: a `greenloop text train-tokenizer` folder")
+    p.add_argument("--model-set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="with --model gpt|hrm: a model config field (repeatable), e.g. hidden_size=256")
+    p.add_argument("--data", required=True, help="a data folder of buggy→fixed pairs (`greenloop data mutate`), "
+                   "or a JSONL file of prompt/completion records")
+    p.add_argument("--out", required=True, help="where the trained model folder is written")
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--max-len", type=int, default=768, help="longer examples are skipped (and counted), not cut")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_sft)
+
+
+def run_sft(args) -> int:
+    from pathlib import Path
+
+    from greenloop.train.config import parse_model_settings
+    from greenloop.train.finetune import FinetuneConfig, finetune, init_model_folder, read_examples
+
+    model = args.model
+    if model in ("gpt", "hrm"):
+        if not args.tokenizer:
+            raise ValueError(f"--model {model} starts from random weights and needs --tokenizer")
+        model = str(init_model_folder(model, args.tokenizer, Path(args.out + ".init"), args.seed,
+                                      **parse_model_settings(args.model_set)))
+    examples = read_examples(args.data)
+    config = FinetuneConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, max_len=args.max_len,
+                            seed=args.seed)
+    summary = finetune(model, examples, args.out, config, progress=not args.quiet)
+    print(f"{summary['examples']} examples ({summary['skipped_too_long']} longer than {args.max_len} tokens "
+          f"skipped), {summary['steps']} steps in {summary['seconds']:.0f} s, {summary['tokens_per_s']:,.0f} "
+          f"tokens/s; loss {summary['loss_first']:.2f} -> {summary['loss_last']:.2f} -> {args.out}")
+    return 0
 
 
 def _add_pretrain(sub) -> None:

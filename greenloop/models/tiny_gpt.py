@@ -14,7 +14,8 @@ Labels: `labels` follow the Hugging Face convention (labels = input_ids, shifted
 ignored) so HF tools (Trainer, TRL, PEFT) work unchanged; `targets` are already shifted
 (targets[t] is the token after input_ids[t], -100 ignored), which is what a from-scratch
 trainer builds as y = x[1:]. `generate()` comes from transformers' GenerationMixin and uses a
-KV cache (transformers' DynamicCache); `config.use_cache=False` generates without one.
+KV cache (`kv_cache.GrowingLayer`: appends without copying the cache); `config.use_cache=False`
+generates without one.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ import torch
 from torch import nn
 from transformers import GenerationMixin, PretrainedConfig, PreTrainedModel
 from transformers import initialization as init
-from transformers.cache_utils import DynamicCache
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from greenloop.models.kv_cache import growing_cache
 from greenloop.models.layers import (
     RMSNorm,
     TransformerBlock,
@@ -137,6 +138,12 @@ class TinyGPTForCausalLM(PreTrainedModel, GenerationMixin):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embed_tokens = value
 
+    def generate(self, *args, **kwargs):
+        """transformers' generate, with the growing KV cache unless one is given."""
+        if kwargs.get("past_key_values") is None and kwargs.get("use_cache", self.config.use_cache):
+            kwargs["past_key_values"] = growing_cache()
+        return super().generate(*args, **kwargs)
+
     def get_output_embeddings(self) -> nn.Linear:
         return self.lm_head
 
@@ -157,7 +164,7 @@ class TinyGPTForCausalLM(PreTrainedModel, GenerationMixin):
     ) -> CausalLMOutputWithPast:
         B, T = input_ids.shape
         if use_cache and past_key_values is None:
-            past_key_values = DynamicCache(config=self.config)
+            past_key_values = growing_cache()
         past_length = past_key_values.get_seq_length() if past_key_values is not None else 0
         if position_ids is None:
             position_ids = token_positions(attention_mask, T, past_length, input_ids.device)

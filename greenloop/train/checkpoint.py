@@ -20,7 +20,7 @@ from typing import Any
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "greenloop_tokenizer.json")
 
 
-def _replace_dir(tmp: Path, final: Path) -> None:
+def replace_dir(tmp: Path, final: Path) -> None:
     if final.exists():
         old = final.with_name(final.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
@@ -42,7 +42,7 @@ def save_model_folder(model, folder: Path, tokenizer_dir: str | None, extra: dic
                 shutil.copy2(Path(tokenizer_dir) / name, tmp / name)
     if extra is not None:
         (tmp / "training.json").write_text(json.dumps(extra, indent=2, default=str) + "\n")
-    _replace_dir(tmp, folder)
+    replace_dir(tmp, folder)
 
 
 def save_checkpoint(run_dir: Path, model, state: dict[str, Any], keep: int) -> Path:
@@ -55,7 +55,7 @@ def save_checkpoint(run_dir: Path, model, state: dict[str, Any], keep: int) -> P
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     torch.save(state, tmp / "trainer_state.pt")
-    _replace_dir(tmp, folder)
+    replace_dir(tmp, folder)
     pointer = root / "latest.json.tmp"
     pointer.write_text(json.dumps({"checkpoint": folder.name, "step": state["step"]}) + "\n")
     os.replace(pointer, root / "latest.json")

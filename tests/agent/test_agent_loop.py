@@ -4,6 +4,7 @@
 import pytest
 
 from greenloop.agent import AgentConfig, Workspace, parse_tool_call, render_prompt, run_agent
+from greenloop.policy import Generation
 from greenloop.tasks import TaskSet
 from greenloop.types import Task, TestCase
 from greenloop.verify.funnel import Verifier, VerifyConfig
@@ -24,13 +25,11 @@ class Scripted:
 
     def __init__(self, replies):
         self.replies, self.prompts = list(replies), []
-        self.last_usage = {}
 
-    def generate(self, prompts, n=1, temperature=0.0, max_tokens=256):
+    def generate_with_usage(self, prompts, n=1, temperature=0.0, max_tokens=256, **options):
         self.prompts.append(prompts[0])
         text = self.replies.pop(0)
-        self.last_usage = {"prompt_tokens": len(prompts[0].split()), "completion_tokens": len(text.split())}
-        return [[text]]
+        return Generation([[text]], [["stop"]], [len(prompts[0].split())], [len(text.split())])
 
 
 @pytest.fixture(scope="module")

@@ -108,6 +108,24 @@ def test_gpt_kv_cache_generates_what_full_recomputation_generates():
     assert torch.equal(cached, uncached)
 
 
+def test_growing_cache_matches_transformers_dynamic_cache_and_grows_in_place():
+    from transformers.cache_utils import DynamicCache
+
+    from greenloop.models.kv_cache import growing_cache
+
+    model = tiny_model("gpt").eval()
+    ids = prompt(shape=(3, 5))
+    cache = growing_cache()
+    ours = model.generate(ids, max_new_tokens=70, do_sample=False, eos_token_id=None, past_key_values=cache)
+    theirs = model.generate(ids, max_new_tokens=70, do_sample=False, eos_token_id=None, past_key_values=DynamicCache())
+    assert torch.equal(ours, theirs)
+    layer = cache.layers[0]
+    assert layer.get_seq_length() == 5 + 70 - 1 == layer.keys.shape[-2]
+    assert layer._keys.shape[-2] >= layer.length and layer._keys.shape[-2] < 2 * 75  # doubled once, not per step
+    layer.crop(-4)
+    assert layer.get_seq_length() == 70 and layer.keys.shape[-2] == 70
+
+
 def test_hrm_generation_runs_every_segment():
     model = tiny_model("hrm", halt_max_steps=3).eval()
     ids = prompt(shape=(1, 5))

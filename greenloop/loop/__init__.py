@@ -1,0 +1,3 @@
+"""The self-improvement loop: day (work tasks), sleep (train on what was verified), eval
+(the frozen set) and gates, repeated for N cycles (`cycle`); settings in `config`,
+shared state in `context`, phases in `phases`, plots in `plots`."""

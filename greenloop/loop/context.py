@@ -1,0 +1,111 @@
+"""What every phase of a run shares: the config, the run folder, the store, the task sets,
+one verifier (its sandbox pool started once), the policy of the checkpoint in use, and how
+tasks are put to the policy.
+
+Two prompt styles: `raw`, for greenloop's own models, is the broken program itself (what
+their pre-training saw before `<|sep|>`), and the answer is the whole fixed program;
+`instruct`, for chat-trained LLMs, asks for the fixed program in a fenced block. `auto`
+picks raw for greenloop model folders and instruct otherwise.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from greenloop.loop.config import CycleConfig
+from greenloop.tasks import TaskSet, load_tasks
+from greenloop.types import Task
+
+INSTRUCT = ("Fix the bug in this {language} program. {hint}Reply with the whole fixed program in one "
+            "```{language} block.\n\n```{language}\n{broken}```\n")
+
+
+class LoopContext:
+    def __init__(self, config: CycleConfig, show_progress: bool = True):
+        from greenloop.store import EpisodeStore
+        from greenloop.train.finetune import is_greenloop_model
+        from greenloop.verify.funnel import Verifier, VerifyConfig
+
+        self.config = config
+        self.folder = Path(config.out)
+        self.run_id = self.folder.resolve().name
+        self.show_progress = show_progress
+        self.train = load_tasks(config.train_tasks)
+        self.frozen = load_tasks(config.eval_tasks)
+        overlap = set(self.train.tasks) & set(self.frozen.tasks)
+        if overlap:
+            raise ValueError(f"the frozen set shares {len(overlap)} tasks with the training tasks "
+                             f"(e.g. {sorted(overlap)[0]}); it must never be trained on")
+        style = config.prompt_style
+        self.style = style if style != "auto" else ("raw" if is_greenloop_model(config.model) else "instruct")
+        self.store = EpisodeStore(self.folder / "store.db")
+        self.store.start_run(self.run_id, "cycle", config.to_dict())
+        both = TaskSet({**self.train.tasks, **self.frozen.tasks}, [*self.train.data_paths, *self.frozen.data_paths])
+        self.verifier = Verifier(both, VerifyConfig(workers=config.workers, timeout_s=5.0))
+        self._policy: tuple[str, object] | None = None
+        self._bars: dict[str, object] = {}
+
+    def close(self) -> None:
+        self.verifier.close()
+        self.store.close()
+
+    def __enter__(self) -> "LoopContext":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # checkpoints -------------------------------------------------------------------
+    def checkpoint_dir(self, cycle: int) -> Path:
+        return self.folder / "checkpoints" / f"cycle-{cycle}"
+
+    def model_path(self, checkpoint: str) -> str:
+        return self.config.model if checkpoint == "base" else str(self.folder / "checkpoints" / checkpoint)
+
+    def policy(self, checkpoint: str):
+        """The policy of one checkpoint; only one is held in memory at a time."""
+        from greenloop.policy import load_policy
+
+        if self._policy is None or self._policy[0] != checkpoint:
+            self._policy = None
+            self._policy = (checkpoint, load_policy("local:" + self.model_path(checkpoint), seed=self.config.seed,
+                                                   chat=self.style == "instruct"))
+        return self._policy[1]
+
+    # prompts -----------------------------------------------------------------------
+    def prompt(self, task: Task) -> str:
+        broken = task.meta.get("broken", task.prompt)
+        if self.style == "raw":
+            return broken
+        hint = task.meta.get("hint", "")
+        return INSTRUCT.format(language=task.meta.get("language", "python"), hint=f"{hint} " if hint else "",
+                               broken=broken if broken.endswith("\n") else broken + "\n")
+
+    def training_completion(self, task: Task, program: str) -> str:
+        if self.style == "raw":
+            return program
+        language = task.meta.get("language", "python")
+        return f"```{language}\n{program if program.endswith(chr(10)) else program + chr(10)}```"
+
+    def program_of(self, task: Task, completion: str) -> str:
+        """The program an answer holds (a fenced block for the instruct style)."""
+        if self.style == "raw":
+            return completion
+        from greenloop.verify.extract import extract_program
+
+        return extract_program(task, completion).program or completion
+
+    # progress ----------------------------------------------------------------------
+    def progress(self, label: str, done: int, total: int) -> None:
+        if not self.show_progress:
+            return
+        from tqdm import tqdm
+
+        bar = self._bars.get(label)
+        if bar is None:
+            bar = self._bars[label] = tqdm(total=total, desc=label, unit="task", file=sys.stderr)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+            self._bars.pop(label, None)

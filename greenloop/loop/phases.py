@@ -1,0 +1,200 @@
+"""The three phases of a cycle, each resumable: day, sleep, eval.
+
+- day: the policy works on a seeded draw of training tasks (k sampled answers per task,
+  or one agent episode per task); every answer is verified and stored as an episode the
+  moment it is judged. A resumed day skips the (task, sample) keys the store holds.
+- sleep: curates the day's verified answers into (prompt, completion) examples, mixes in
+  earlier cycles' examples (the replay buffer against forgetting), and fine-tunes the
+  current checkpoint into `checkpoints/cycle-N`. A finished checkpoint is not retrained.
+- eval: the frozen set, never trained on, answered greedily once per task (or by one agent
+  episode), stored as phase "eval" under the checkpoint's name.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+from greenloop.agent import AgentConfig, Workspace, run_agent
+from greenloop.evaluate.cycle_metrics import TaskResult
+from greenloop.loop.context import LoopContext
+from greenloop.store.records import EpisodeMode, EpisodeRecord, StepRecord
+from greenloop.types import Candidate, Outcome, Task
+
+CHUNK = 16  # tasks per policy call
+
+
+def task_group(task: Task) -> str:
+    """The family a task's pass rate is reported under (and gated on)."""
+    meta = task.meta
+    return str(meta.get("koan_family") or (f"{task.family}:{meta['bug_family']}" if "bug_family" in meta else task.family))
+
+
+def day_tasks(ctx: LoopContext, cycle: int) -> list[Task]:
+    tasks = sorted(ctx.train.tasks.values(), key=lambda t: t.task_id)
+    limit = ctx.config.train_per_day
+    if limit is None or limit >= len(tasks):
+        return tasks
+    return sorted(random.Random(f"{ctx.config.seed}:day:{cycle}").sample(tasks, limit), key=lambda t: t.task_id)
+
+
+def eval_tasks(ctx: LoopContext) -> list[Task]:
+    tasks = sorted(ctx.frozen.tasks.values(), key=lambda t: t.task_id)
+    limit = ctx.config.eval_limit
+    if limit is None or limit >= len(tasks):
+        return tasks
+    return sorted(random.Random(f"{ctx.config.seed}:frozen").sample(tasks, limit), key=lambda t: t.task_id)
+
+
+def _sampled_episodes(ctx: LoopContext, tasks: list[Task], cycle: int, phase: str, checkpoint: str,
+                      n: int, temperature: float) -> None:
+    """k answers per task from the policy, verified and stored one episode each."""
+    policy = ctx.policy(checkpoint)
+    done = ctx.store.done_keys(ctx.run_id, cycle, phase)  # a task cut off halfway keeps what it stored
+    for start in range(0, len(tasks), CHUNK):
+        chunk = tasks[start:start + CHUNK]
+        started = time.perf_counter()
+        out = policy.generate_with_usage([ctx.prompt(t) for t in chunk], n=n, temperature=temperature,
+                                         max_tokens=ctx.config.max_tokens, seed=ctx.config.seed + cycle)
+        candidates = [Candidate(t.task_id, text, f"model:{checkpoint}", i)
+                      for t, texts in zip(chunk, out.texts) for i, text in enumerate(texts)
+                      if (t.task_id, i) not in done]
+        verdicts = dict(ctx.verifier.verify(candidates))
+        seconds = (time.perf_counter() - started) / max(1, len(candidates))
+        position = {t.task_id: i for i, t in enumerate(chunk)}
+        for index, candidate in enumerate(candidates):
+            task_index = position[candidate.task_id]
+            verdict = verdicts[index]
+            ctx.store.add_episode(EpisodeRecord(
+                run_id=ctx.run_id, cycle=cycle, phase=phase, task_id=candidate.task_id, outcome=verdict.outcome,
+                policy=checkpoint, mode=EpisodeMode.SAMPLE, sample_idx=candidate.sample_idx,
+                task_family=task_group(chunk[task_index]), steps_to_green=1 if verdict.passed else None,
+                error_signature=verdict.error_signature, first_error_signature=verdict.error_signature,
+                completion=candidate.completion, tokens_in=out.prompt_tokens[task_index] // n,
+                tokens_out=out.completion_tokens[task_index] // n, seconds=seconds,
+                meta={"stage": verdict.stage, "tests_passed": verdict.tests_passed, "tests_total": verdict.tests_total}))
+        ctx.progress(f"{phase} {cycle}", min(start + CHUNK, len(tasks)), len(tasks))
+
+
+def _agent_episodes(ctx: LoopContext, tasks: list[Task], cycle: int, phase: str, checkpoint: str,
+                    temperature: float) -> None:
+    policy = ctx.policy(checkpoint)
+    config = AgentConfig(max_steps=ctx.config.max_steps, temperature=temperature, max_tokens=ctx.config.max_tokens)
+    for number, task in enumerate(tasks, 1):
+        started = time.perf_counter()
+        result = run_agent(policy, Workspace(task, ctx.verifier), config)
+        steps = tuple(StepRecord(s.command, s.model_text, s.diff, s.observation, _step_outcome(s.outcome),
+                                 s.error_signature, s.tokens_in, s.tokens_out, s.seconds) for s in result.steps)
+        signatures = result.error_signatures
+        ctx.store.add_episode(EpisodeRecord(
+            run_id=ctx.run_id, cycle=cycle, phase=phase, task_id=task.task_id,
+            outcome=Outcome.PASSED if result.passed else Outcome.FAILED, policy=checkpoint, mode=EpisodeMode.AGENT,
+            task_family=task_group(task), steps_to_green=result.steps_to_green,
+            error_signature="" if result.passed else (signatures[-1] if signatures else "agent:no_progress"),
+            first_error_signature=signatures[0] if signatures else "", completion=result.final_text,
+            tokens_in=sum(s.tokens_in for s in steps), tokens_out=sum(s.tokens_out for s in steps),
+            seconds=time.perf_counter() - started, steps=steps))
+        ctx.progress(f"{phase} {cycle}", number, len(tasks))
+
+
+def _step_outcome(text: str) -> Outcome | None:
+    try:
+        return Outcome(text)
+    except ValueError:
+        return None  # "ok"/"error" of a patch or a check: no verdict
+
+
+def _pending(ctx: LoopContext, tasks: list[Task], cycle: int, phase: str, n: int) -> list[Task]:
+    done = ctx.store.done_keys(ctx.run_id, cycle, phase)
+    return [t for t in tasks if any((t.task_id, i) not in done for i in range(n))]
+
+
+def run_day(ctx: LoopContext, cycle: int, checkpoint: str) -> dict:
+    n = ctx.config.k if ctx.config.mode == "sample" else 1
+    tasks = day_tasks(ctx, cycle)
+    todo = _pending(ctx, tasks, cycle, "day", n)
+    if ctx.config.mode == "sample":
+        _sampled_episodes(ctx, todo, cycle, "day", checkpoint, n, ctx.config.temperature)
+    else:
+        _agent_episodes(ctx, todo, cycle, "day", checkpoint, ctx.config.temperature)
+    episodes = ctx.store.episodes(run_id=ctx.run_id, cycle=cycle, phase="day")
+    solved = {e.task_id for e in episodes if e.passed}
+    return {"tasks": len(tasks), "resumed": len(tasks) - len(todo), "episodes": len(episodes),
+            "episodes_passed": sum(e.passed for e in episodes), "tasks_solved": len(solved)}
+
+
+def run_eval(ctx: LoopContext, cycle: int, checkpoint: str) -> dict[str, TaskResult]:
+    tasks = eval_tasks(ctx)
+    todo = _pending(ctx, tasks, cycle, "eval", 1)
+    if ctx.config.mode == "sample":
+        _sampled_episodes(ctx, todo, cycle, "eval", checkpoint, 1, 0.0)
+    else:
+        _agent_episodes(ctx, todo, cycle, "eval", checkpoint, 0.0)
+    return eval_results(ctx, cycle)
+
+
+def eval_results(ctx: LoopContext, cycle: int) -> dict[str, TaskResult]:
+    frozen = {t.task_id: t for t in eval_tasks(ctx)}
+    return {e.task_id: TaskResult(e.task_id, task_group(frozen[e.task_id]), e.passed, e.steps_to_green,
+                                  e.error_signature)
+            for e in ctx.store.episodes(run_id=ctx.run_id, cycle=cycle, phase="eval") if e.task_id in frozen}
+
+
+def curate(ctx: LoopContext, cycle: int) -> list[dict]:
+    """This cycle's new examples: up to `per_task_examples` distinct passing answers per
+    task. Tasks solved only after failures (some answers failed, or the agent erred first)
+    are marked `after_failure`: practice on the model's own mistakes."""
+    by_task: dict[str, list[EpisodeRecord]] = {}
+    for episode in ctx.store.episodes(run_id=ctx.run_id, cycle=cycle, phase="day"):
+        by_task.setdefault(episode.task_id, []).append(episode)
+    examples = []
+    for task_id, episodes in sorted(by_task.items()):
+        task = ctx.train.tasks.get(task_id)
+        passing = sorted({ctx.program_of(task, e.completion) for e in episodes if e.passed})
+        after_failure = any(not e.passed for e in episodes) or any(e.first_error_signature for e in episodes if e.passed)
+        for program in passing[:ctx.config.per_task_examples]:
+            examples.append({"task_id": task_id, "cycle": cycle, "prompt": ctx.prompt(task),
+                             "completion": ctx.training_completion(task, program), "after_failure": after_failure})
+    return examples
+
+
+def run_sleep(ctx: LoopContext, cycle: int, checkpoint: str) -> dict:
+    """Curate, mix in replay, fine-tune `checkpoint` into checkpoints/cycle-N."""
+    from greenloop.train.finetune import finetune
+
+    target = ctx.checkpoint_dir(cycle)
+    report_path = ctx.folder / "sleep" / f"cycle-{cycle}.report.json"
+    if target.exists() and report_path.exists():
+        return json.loads(report_path.read_text())
+    new = curate(ctx, cycle)
+    _write_jsonl(ctx.folder / "sleep" / f"cycle-{cycle}.jsonl", new)
+    replay = _replay(ctx, cycle, int(len(new) * ctx.config.replay_ratio))
+    if not new and not replay:
+        raise ValueError(f"cycle {cycle}: the day solved no training task and there is nothing to replay; "
+                         f"try more samples per task (k) or a stronger starting model")
+    examples = [(e["prompt"], e["completion"]) for e in new + replay]
+    summary = finetune(ctx.model_path(checkpoint), examples, target, ctx.config.sleep, progress=ctx.show_progress)
+    report = {"new_examples": len(new), "after_failure": sum(e["after_failure"] for e in new),
+              "replay_examples": len(replay), **summary}
+    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _replay(ctx: LoopContext, cycle: int, count: int) -> list[dict]:
+    earlier = [e for c in range(1, cycle) for e in _read_jsonl(ctx.folder / "sleep" / f"cycle-{c}.jsonl")]
+    if count <= 0 or not earlier:
+        return []
+    return random.Random(f"{ctx.config.seed}:replay:{cycle}").sample(earlier, min(count, len(earlier)))
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp.replace(path)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []

@@ -1,0 +1,55 @@
+"""Plots of a run's `metrics.jsonl`: frozen-set pass rate, median steps-to-green and
+repeat-error rate against the cycle, the baseline drawn as a dashed line, candidates that
+were rolled back drawn hollow. PNG files under `plots/`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+PLOTS = (("pass_rate", "frozen-set pass rate"), ("median_steps_to_green", "median steps to green"),
+         ("repeat_error_rate", "repeat-error rate"))
+
+
+def read_metrics(folder: Path) -> list[dict]:
+    path = Path(folder) / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    return sorted({r["cycle"]: r for r in rows}.values(), key=lambda r: r["cycle"])
+
+
+def write_plots(folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(folder)
+    if not rows:
+        return []
+    out = Path(folder) / "plots"
+    out.mkdir(exist_ok=True)
+    written = []
+    for key, title in PLOTS:
+        points = [(r["cycle"], r.get(key), r.get("promoted", True)) for r in rows if r.get(key) is not None]
+        if not points:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        ax.plot([c for c, _, _ in points], [v for _, v, _ in points], color="tab:green", zorder=1)
+        for promoted in (True, False):
+            chosen = [(c, v) for c, v, p in points if p == promoted]
+            if chosen:
+                ax.scatter(*zip(*chosen), zorder=2, color="tab:green" if promoted else "white",
+                           edgecolors="tab:green", label="promoted" if promoted else "rolled back")
+        if rows[0]["cycle"] == 0 and rows[0].get(key) is not None:
+            ax.axhline(rows[0][key], color="gray", linestyle="--", label="baseline (cycle 0)")
+        ax.set_xlabel("cycle")
+        ax.set_ylabel(title)
+        ax.set_title(title)
+        ax.set_xticks([c for c, _, _ in points])
+        ax.legend(loc="best", fontsize=8)
+        fig.tight_layout()
+        path = out / f"{key}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
