@@ -13,7 +13,8 @@ from greenloop.tasks import load_tasks
 from greenloop.verify.funnel import VerifyConfig
 from greenloop.verify.run import verify_file
 
-TASKS_HELP = "task families: humaneval | mbpp:PATH[@split] | jsonl:PATH (comma-separated for several)"
+TASKS_HELP = ("task families: humaneval | mbpp:PATH[@split] | jsonl:PATH | koans[:FAMILY][@train|@eval] | "
+              "rust_koans[:FAMILY][@train|@eval] | repair:SOURCE[@train|@eval] (comma-separated for several)")
 
 
 def _common(p) -> None:

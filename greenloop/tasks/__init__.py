@@ -27,6 +27,9 @@ task_families: Registry[type] = Registry("task_family")
 task_families.register_lazy("humaneval", "greenloop.tasks.humaneval:HumanEval")
 task_families.register_lazy("mbpp", "greenloop.tasks.mbpp:MBPP")
 task_families.register_lazy("jsonl", "greenloop.tasks.jsonl_tasks:JsonlTasks")
+task_families.register_lazy("koans", "greenloop.tasks.koans:Koans")
+task_families.register_lazy("rust_koans", "greenloop.tasks.rust_koans:RustKoans")
+task_families.register_lazy("repair", "greenloop.tasks.repair_tasks:RepairTasks")
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ def _literal(record: Record, field: str, text: str):
         raise DataError(record.path, record.line, f"not a Python literal: {exc}", field=field) from None
 
 
-def _test_case(record: Record, index: int, raw) -> TestCase:
+def parse_test_case(record: Record, index: int, raw) -> TestCase:
     where = f"tests[{index}]"
     if not isinstance(raw, dict):
         raise DataError(record.path, record.line, "expected an object", field=where)
@@ -56,7 +56,7 @@ def _test_case(record: Record, index: int, raw) -> TestCase:
 
 def task_from_record(record: Record) -> Task:
     raw_tests = require(record, "tests", list, optional=True) or []
-    tests = [_test_case(record, i, t) for i, t in enumerate(raw_tests)]
+    tests = [parse_test_case(record, i, t) for i, t in enumerate(raw_tests)]
     check = require(record, "check", str, optional=True)
     if check:
         tests.append(TestCase(check=check))

@@ -4,6 +4,7 @@ Cheap stages run in the verifier; compile, smoke and tests run in the sandbox, i
 child per candidate. The child streams one output per call; the first is judged as soon
 as it arrives (the smoke stage), and a wrong one stops the child at once. Each stage's
 outcome and seconds go into the verdict, so a run can report what pruning saved.
+Tasks whose meta says `language: rust` are built and tested by cargo instead (`verify.rust`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from greenloop.verify.deadline import time_guard
 from greenloop.verify.judge import Judgement, Replayer, judge
 from greenloop.verify.outcome import parse_frames, verdict_from_result
 from greenloop.verify.record import TaskPlan, build_plans, cache_dir
+from greenloop.verify.rust import CARGO_MISSING, RustConfig, cargo_available, is_rust_task, verify_rust
+from greenloop.verify.rust_isolation import level as rust_level
 
 STAGES = ("extract", "static", "compile", "smoke", "tests", "perf")
 PERF_REPEATS = 3  # reference runs per task; the median is the anchor
@@ -89,6 +92,7 @@ class Verifier:
         self.replayer = Replayer()
         os.makedirs(cache_dir(), exist_ok=True)  # must exist now to be hidden from candidates
         hidden = [*tasks.data_paths, cache_dir(), *hidden_paths]
+        self.hidden = tuple(hidden)
         self.pool = WorkerPool(config.workers, config.isolation, hidden, config.limits)
         self.isolation = self.pool.isolation
 
@@ -102,7 +106,8 @@ class Verifier:
         self.close()
 
     def plan_for(self, candidates: list[Candidate]) -> None:
-        needed = {c.task_id for c in candidates if c.task_id in self.tasks.tasks} - set(self.plans)
+        needed = {c.task_id for c in candidates if c.task_id in self.tasks.tasks
+                  and not is_rust_task(self.tasks.tasks[c.task_id])} - set(self.plans)
         new = build_plans([self.tasks.tasks[t] for t in sorted(needed)])
         if self.config.extra_inputs:
             add_extra_inputs(list(new.values()), self.config.extra_inputs)
@@ -126,6 +131,10 @@ class Verifier:
 
     def verify(self, candidates: list[Candidate]) -> Iterator[tuple[int, Verdict]]:
         """Yield (index, verdict) for every candidate, in completion order."""
+        rust = [i for i, c in enumerate(candidates) if is_rust_task(self.tasks.tasks.get(c.task_id))]
+        if rust:
+            yield from self._verify_with_rust(candidates, rust)
+            return
         self.plan_for(candidates)
         pending: list[_InFlight] = []
         jobs: list[dict] = []
@@ -142,6 +151,24 @@ class Verifier:
         on_partial = (lambda i, lines: self._smoke(pending[i], lines)) if self.config.smoke else None
         for i, result in self.pool.run(jobs, on_partial):
             yield indices[i], self._verdict(pending[i], result)
+
+    def _verify_with_rust(self, candidates: list[Candidate], rust: list[int]) -> Iterator[tuple[int, Verdict]]:
+        """Rust candidates go to cargo (`verify.rust`), the rest through the Python funnel."""
+        chosen = set(rust)
+        python = [i for i in range(len(candidates)) if i not in chosen]
+        if python:
+            for j, verdict in self.verify([candidates[i] for i in python]):
+                yield python[j], verdict
+        config = RustConfig(timeout_s=self.config.timeout_s, memory_mb=self.config.memory_mb,
+                            isolation=self.config.isolation, hidden_paths=self.hidden,
+                            max_code_bytes=self.config.max_code_bytes)
+        notes = self.isolation.setdefault("notes", [])
+        note = (f"Rust candidates: cargo under {rust_level(config.isolation)} isolation"
+                if cargo_available() else CARGO_MISSING)
+        if note not in notes:
+            notes.append(note)  # printed in every summary; each Rust verdict says it too
+        jobs = [(i, candidates[i]) for i in rust]
+        yield from verify_rust(self.tasks.tasks, jobs, config, self.config.workers)
 
     def _prepare(self, candidate: Candidate) -> tuple[Verdict | None, str | None, list[StageResult]]:
         """The cheap stages. Returns a verdict if they end it, else the program to run."""

@@ -28,6 +28,12 @@ def spec_for(name: str, tmp_path: Path) -> str:
         path.write_text(json.dumps({"task_id": "x/1", "prompt": "def f(a):\n", "entry_point": "f",
                                     "tests": [{"args": [1], "expected": 1}]}) + "\n")
         return f"jsonl:{path}"
+    if name in ("koans", "rust_koans"):  # built in: no data to write
+        return name
+    if name == "repair":
+        from tests.repair_fixture import mutate_folder
+
+        return f"repair:dir:{mutate_folder(tmp_path)}"
     raise AssertionError(f"add a spec for the new task family {name!r} to this test")
 
 
@@ -62,3 +68,5 @@ def test_spec_parsing():
     assert TaskSpec.parse("mbpp:/a/b.jsonl@test") == TaskSpec("mbpp", "/a/b.jsonl", "test")
     assert TaskSpec.parse("humaneval") == TaskSpec("humaneval")
     assert TaskSpec.parse("jsonl:x.jsonl") == TaskSpec("jsonl", "x.jsonl", None)
+    assert TaskSpec.parse("koans@eval") == TaskSpec("koans", None, "eval")
+    assert TaskSpec.parse("rust_koans:borrow_checker@train") == TaskSpec("rust_koans", "borrow_checker", "train")
