@@ -49,7 +49,7 @@ class CycleConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "CycleConfig":
+    def from_dict(cls, data: dict) -> CycleConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from typing_extensions import Self
+
 from greenloop.loop.config import CycleConfig
 from greenloop.tasks import TaskSet, load_tasks
 from greenloop.types import Task
@@ -22,7 +24,7 @@ INSTRUCT = ("Fix the bug in this {language} program. {hint}Reply with the whole 
 
 
 class LoopContext:
-    def __init__(self, config: CycleConfig, show_progress: bool = True):
+    def __init__(self, config: CycleConfig, show_progress: bool = True, policy_factory=None):
         from greenloop.store import EpisodeStore
         from greenloop.train.finetune import is_greenloop_model
         from greenloop.verify.funnel import Verifier, VerifyConfig
@@ -36,7 +38,7 @@ class LoopContext:
         overlap = set(self.train.tasks) & set(self.frozen.tasks)
         if overlap:
             raise ValueError(f"the frozen set shares {len(overlap)} tasks with the training tasks "
-                             f"(e.g. {sorted(overlap)[0]}); it must never be trained on")
+                             f"(e.g. {min(overlap)}); it must never be trained on")
         style = config.prompt_style
         self.style = style if style != "auto" else ("raw" if is_greenloop_model(config.model) else "instruct")
         self.store = EpisodeStore(self.folder / "store.db")
@@ -44,13 +46,14 @@ class LoopContext:
         both = TaskSet({**self.train.tasks, **self.frozen.tasks}, [*self.train.data_paths, *self.frozen.data_paths])
         self.verifier = Verifier(both, VerifyConfig(workers=config.workers, timeout_s=5.0))
         self._policy: tuple[str, object] | None = None
+        self._policy_factory = policy_factory  # (checkpoint name, model path) -> policy; default: local
         self._bars: dict[str, object] = {}
 
     def close(self) -> None:
         self.verifier.close()
         self.store.close()
 
-    def __enter__(self) -> "LoopContext":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -69,8 +72,10 @@ class LoopContext:
 
         if self._policy is None or self._policy[0] != checkpoint:
             self._policy = None
-            self._policy = (checkpoint, load_policy("local:" + self.model_path(checkpoint), seed=self.config.seed,
-                                                   chat=self.style == "instruct"))
+            path = self.model_path(checkpoint)
+            policy = (self._policy_factory(checkpoint, path) if self._policy_factory else
+                      load_policy("local:" + path, seed=self.config.seed, chat=self.style == "instruct"))
+            self._policy = (checkpoint, policy)
         return self._policy[1]
 
     # prompts -----------------------------------------------------------------------

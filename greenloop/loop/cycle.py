@@ -125,15 +125,16 @@ def _passes(results: dict[str, TaskResult]) -> dict[str, bool]:
     return {t: r.passed for t, r in results.items()}
 
 
-def run_cycles(config: CycleConfig, cycles: int, show_progress: bool = True, on_row=None) -> list[dict]:
+def run_cycles(config: CycleConfig, cycles: int, show_progress: bool = True, on_row=None,
+               policy_factory=None) -> list[dict]:
     """Run (or resume) the baseline and `cycles` cycles; returns the metrics rows."""
     from greenloop.loop.plots import write_plots
 
     config = load_or_write(config)
     rows = []
-    with LoopContext(config, show_progress) as ctx:
+    with LoopContext(config, show_progress, policy_factory) as ctx:
         state = RunState(ctx.folder)
-        for cycle in range(0, cycles + 1):
+        for cycle in range(cycles + 1):
             if cycle > 0 and state.finished("gate", cycle):
                 continue
             row = baseline(ctx, state) if cycle == 0 else one_cycle(ctx, state, cycle)
@@ -144,14 +145,14 @@ def run_cycles(config: CycleConfig, cycles: int, show_progress: bool = True, on_
     return rows
 
 
-def run_phase(config: CycleConfig, phase: str, cycle: int, show_progress: bool = True) -> dict:
+def run_phase(config: CycleConfig, phase: str, cycle: int, show_progress: bool = True, policy_factory=None) -> dict:
     """One phase of one cycle (`greenloop day | sleep | evaluate-cycle --cycle N`)."""
     from greenloop.loop.plots import write_plots
 
     if cycle < 1:
         raise ValueError("--cycle counts from 1 (cycle 0 is the baseline, run by evaluate-cycle)")
     config = load_or_write(config)
-    with LoopContext(config, show_progress) as ctx:
+    with LoopContext(config, show_progress, policy_factory) as ctx:
         state = RunState(ctx.folder)
         unfinished = [c for c in range(1, cycle) if not state.finished("gate", c)]
         if unfinished:

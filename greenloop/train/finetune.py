@@ -49,7 +49,13 @@ def is_greenloop_model(folder: str | Path) -> bool:
 def _encoder(folder: str | Path):
     """(encode(prompt, completion) -> (ids, labels), pad id) for the folder's tokenizer."""
     if is_greenloop_model(folder):
-        from greenloop.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, SEP_ID, load_tokenizer
+        from greenloop.text.tokenizer import (
+            BOS_ID,
+            EOS_ID,
+            PAD_ID,
+            SEP_ID,
+            load_tokenizer,
+        )
 
         tok = load_tokenizer(folder)
 

@@ -1,0 +1,37 @@
+"""A scripted policy for loop tests: for the tasks a checkpoint "knows" it answers the
+reference program, for the others the broken program back. Everything else in the loop
+(verifier, store, training, gates) is real."""
+
+from __future__ import annotations
+
+import time
+
+from greenloop.policy import Generation
+from greenloop.tasks import load_tasks
+
+
+class Oracle:
+    name = "oracle"
+
+    def __init__(self, knows: set[str], task_specs: str, delay_s: float = 0.0):
+        tasks = load_tasks(task_specs).tasks.values()
+        self.by_prompt = {t.meta.get("broken", t.prompt): t for t in tasks}
+        self.knows, self.delay_s = knows, delay_s
+
+    def answer(self, prompt: str) -> str:
+        task = self.by_prompt[prompt]
+        return task.reference if task.task_id in self.knows else prompt
+
+    def generate_with_usage(self, prompts, n=1, temperature=0.0, max_tokens=256, **options):
+        time.sleep(self.delay_s * len(prompts))
+        texts = [[self.answer(p)] * n for p in prompts]
+        return Generation(texts, [["stop"] * n for _ in prompts], [len(p) for p in prompts],
+                          [sum(len(t) for t in ts) for ts in texts])
+
+
+def factory(schedule: dict[str, set[str]], task_specs: str, delay_s: float = 0.0):
+    """(checkpoint, path) -> the Oracle knowing schedule[checkpoint] (or the last one)."""
+    def make(checkpoint: str, path: str) -> Oracle:
+        knows = schedule.get(checkpoint, schedule[max(schedule, key=len)])
+        return Oracle(knows, task_specs, delay_s)
+    return make

@@ -1,0 +1,133 @@
+"""Cycles end to end on built-in koans and small repair tasks, with a scripted policy."""
+
+import json
+
+import pytest
+
+from greenloop.evaluate.gates import GateConfig
+from greenloop.loop.config import CycleConfig
+from greenloop.loop.cycle import run_cycles, run_phase
+from greenloop.store import EpisodeStore
+from greenloop.tasks import load_tasks
+from greenloop.train.finetune import FinetuneConfig
+from tests.loop.oracle import factory
+from tests.repair_fixture import mutate_folder
+from tests.tiny_policy import save_tiny_gpt, save_tokenizer_folder
+
+FROZEN = "koans@eval"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("loop")
+    model = save_tiny_gpt(tmp / "model", save_tokenizer_folder(tmp / "tok"))
+    train = f"koans@train,repair:dir:{mutate_folder(tmp)}"
+    frozen = sorted(load_tasks(FROZEN).tasks)
+    return tmp, str(model), train, frozen
+
+
+def config(setup, out, **overrides):
+    tmp, model, train, _ = setup
+    settings = {"model": model, "out": str(tmp / out), "train_tasks": train, "eval_tasks": FROZEN, "train_per_day": None,
+                    "k": 2, "workers": 1, "sleep": FinetuneConfig(steps=2, batch_size=2, max_len=512),
+                    "gate": GateConfig(family_margin=0.5)}
+    settings.update(overrides)
+    return CycleConfig(**settings)
+
+
+def schedule(frozen, train_ids):
+    """base knows 5 frozen tasks; cycle-1 knows 9 (better); cycle-2 knows 2 (worse)."""
+    return {"base": set(frozen[:5]) | set(train_ids[:4]), "cycle-1": set(frozen[:9]) | set(train_ids),
+            "cycle-2": set(frozen[:2]) | set(train_ids)}
+
+
+def test_better_is_promoted_worse_rolled_back_metrics_and_plots_written(setup):
+    tmp, _, train, frozen = setup
+    train_ids = sorted(load_tasks(train).tasks)
+    plan = schedule(frozen, train_ids)
+    rows = run_cycles(config(setup, "run"), 2, show_progress=False, policy_factory=factory(plan, f"{train},{FROZEN}"))
+    base, first, second = rows
+    assert base["pass_rate"] == pytest.approx(5 / len(frozen)) and base["promoted"]
+    assert first["promoted"] and first["passed"] == 9 and first["vs_previous"]["gains"] == 4
+    assert first["day"]["tasks_solved"] == 4  # the day ran with base, which knows 4 training tasks
+    assert first["sleep"]["new_examples"] == 4
+    assert not second["promoted"] and "7 tasks lost, 0 gained" in second["gate"]
+    assert second["current"] == "cycle-1" and second["day"]["tasks_solved"] == len(train_ids)
+    assert second["sleep"]["replay_examples"] == 4  # cycle 1's examples came back
+    folder = tmp / "run"
+    lines = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [r["cycle"] for r in lines] == [0, 1, 2]
+    for name in ("pass_rate", "median_steps_to_green", "repeat_error_rate"):
+        png = folder / "plots" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (folder / "checkpoints" / "cycle-1" / "config.json").exists()
+    state = json.loads((folder / "state.json").read_text())
+    assert state["current"] == "cycle-1" and state["current_eval_cycle"] == 1
+    with EpisodeStore(folder / "store.db", readonly=True) as store:
+        assert len(store.episodes(phase="eval", cycle=2)) == len(frozen)
+        assert {r.metric for r in store.eval_results(store.runs()[0].run_id, cycle=1)} >= {"pass_rate"}
+
+
+def test_resume_skips_finished_work_and_refuses_other_settings(setup):
+    tmp, _, train, frozen = setup
+    plan = schedule(frozen, sorted(load_tasks(train).tasks))
+    make = factory(plan, f"{train},{FROZEN}")
+    first = run_cycles(config(setup, "again"), 1, show_progress=False, policy_factory=make)
+    more = run_cycles(config(setup, "again"), 2, show_progress=False, policy_factory=make)
+    assert [r["cycle"] for r in more] == [0, 2]  # cycle 1 was done; the baseline is re-read, not re-run
+    assert more[0]["pass_rate"] == first[0]["pass_rate"]
+    with EpisodeStore(tmp / "again" / "store.db", readonly=True) as store:
+        assert len(store.episodes(phase="eval", cycle=0)) == len(frozen)
+    with pytest.raises(ValueError, match="other settings .*k"):
+        run_cycles(config(setup, "again", k=3), 2, show_progress=False, policy_factory=make)
+
+
+def test_phases_run_one_at_a_time_in_order(setup):
+    _, _, train, frozen = setup
+    make = factory(schedule(frozen, sorted(load_tasks(train).tasks)), f"{train},{FROZEN}")
+    cfg = config(setup, "phases")
+    with pytest.raises(ValueError, match="no trained candidate"):
+        run_phase(cfg, "evaluate-cycle", 1, show_progress=False, policy_factory=make)
+    day = run_phase(cfg, "day", 1, show_progress=False, policy_factory=make)
+    assert day["tasks_solved"] == 4
+    assert run_phase(cfg, "sleep", 1, show_progress=False, policy_factory=make)["new_examples"] == 4
+    with pytest.raises(ValueError, match="cycle 1 has not been evaluated"):
+        run_phase(cfg, "day", 2, show_progress=False, policy_factory=make)
+    row = run_phase(cfg, "evaluate-cycle", 1, show_progress=False, policy_factory=make)
+    assert row["promoted"] and row["passed"] == 9
+
+
+def test_a_run_killed_mid_day_resumes_without_losing_or_repeating_work(setup):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    tmp, model, train, _frozen = setup
+    out = tmp / "killed"
+    root = Path(__file__).resolve().parents[2]
+    cmd = [sys.executable, "-m", "tests.loop.slow_cycle", str(out), model, train]
+    proc = subprocess.Popen(cmd, cwd=root, start_new_session=True)
+    deadline = time.time() + 120
+    stored = 0
+    while time.time() < deadline and proc.poll() is None:  # wait until the day has stored some episodes
+        time.sleep(0.2)
+        if (out / "store.db").exists():
+            with EpisodeStore(out / "store.db", readonly=True) as store:
+                stored = len(store.episodes(phase="day"))
+            if stored >= 4:
+                break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert stored >= 4, "the run never reached the day phase"
+    n_train = len(load_tasks(train).tasks)
+    with EpisodeStore(out / "store.db", readonly=True) as store:
+        assert len(store.episodes(phase="day")) < 2 * n_train  # killed before the day finished
+    subprocess.run(cmd, cwd=root, check=True, timeout=300)
+    with EpisodeStore(out / "store.db", readonly=True) as store:
+        day = store.episodes(phase="day", cycle=1)
+        assert len(day) == 2 * n_train and len({(e.task_id, e.sample_idx) for e in day}) == len(day)
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["cycle"] for r in rows] == [0, 1] and rows[1]["promoted"] and rows[1]["passed"] == 9
