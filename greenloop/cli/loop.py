@@ -25,7 +25,11 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
                    help="sample: k answers per task; agent: tool-using episodes (apply_patch/run_check/run_tests)")
     p.add_argument("-k", type=int, default=8, help="answers per training task and day (sample mode)")
     p.add_argument("--temperature", type=float, default=0.8, help="day sampling temperature (eval is greedy)")
-    p.add_argument("--max-tokens", type=int, default=384)
+    p.add_argument("--max-tokens", type=int, default=384, help="longest answer (the edit format needs ~64)")
+    p.add_argument("--prompt-style", choices=("auto", "edit", "raw", "instruct"), default="auto",
+                   help="edit: numbered lines → the edit (greenloop models, the auto choice); raw: the whole fixed "
+                        "program; instruct: a fenced block from a chat LLM (auto for transformers models)")
+    p.add_argument("--batch-size", type=int, default=64, help="sequences per generation call")
     p.add_argument("--max-steps", type=int, default=6, help="agent mode: steps per episode")
     p.add_argument("--replay-ratio", type=float, default=1.0,
                    help="earlier cycles' examples mixed into each sleep, per new example (against forgetting)")
@@ -67,7 +71,8 @@ def config_from_args(args):
         model=args.model, out=args.out, train_tasks=args.train_tasks, eval_tasks=args.eval_tasks,
         train_per_day=args.train_per_day or None, eval_limit=args.eval_limit or None, mode=args.mode, k=args.k,
         temperature=args.temperature, max_tokens=args.max_tokens, max_steps=args.max_steps,
-        replay_ratio=args.replay_ratio, workers=args.workers, seed=args.seed,
+        replay_ratio=args.replay_ratio, workers=args.workers, seed=args.seed, prompt_style=args.prompt_style,
+        batch_size=args.batch_size,
         sleep=FinetuneConfig(steps=args.sleep_steps, lr=args.sleep_lr, batch_size=args.sleep_batch, seed=args.seed),
         gate=GateConfig(alpha=args.alpha, family_margin=args.family_margin, critical=critical))
 

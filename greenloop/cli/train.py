@@ -27,6 +27,10 @@ def _add_sft(sub) -> None:
     p.add_argument("--data", required=True, help="a data folder of buggy→fixed pairs (`greenloop data mutate`), "
                    "or a JSONL file of prompt/completion records")
     p.add_argument("--out", required=True, help="where the trained model folder is written")
+    p.add_argument("--format", choices=("raw", "edit"), default="raw",
+                   help="buggy→fixed pairs as raw (whole fixed program) or edit (numbered lines → the edit; what "
+                        "`greenloop cycle` asks greenloop models for)")
+    p.add_argument("--limit", type=int, help="use a seeded sample of this many examples")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=3e-4)
@@ -48,7 +52,11 @@ def run_sft(args) -> int:
             raise ValueError(f"--model {model} starts from random weights and needs --tokenizer")
         model = str(init_model_folder(model, args.tokenizer, Path(args.out + ".init"), args.seed,
                                       **parse_model_settings(args.model_set)))
-    examples = read_examples(args.data)
+    examples = read_examples(args.data, args.format)
+    if args.limit and args.limit < len(examples):
+        import random
+
+        examples = random.Random(args.seed).sample(examples, args.limit)
     config = FinetuneConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, max_len=args.max_len,
                             seed=args.seed)
     summary = finetune(model, examples, args.out, config, progress=not args.quiet)

@@ -31,7 +31,8 @@ class CycleConfig:
     max_steps: int = 6                           # agent mode
     per_task_examples: int = 2                   # distinct passing answers kept per task and day
     replay_ratio: float = 1.0                    # earlier cycles' examples mixed in, per new example
-    prompt_style: str = "auto"                   # "raw" (greenloop models), "instruct" (chat LLMs), "auto"
+    prompt_style: str = "auto"                   # "edit", "raw" (greenloop models), "instruct" (chat LLMs), "auto"
+    batch_size: int = 64                         # sequences per generation call (local models)
     workers: int | None = None                   # verifier workers
     seed: int = 0
     sleep: FinetuneConfig = field(default_factory=FinetuneConfig)
@@ -40,8 +41,8 @@ class CycleConfig:
     def __post_init__(self):
         if self.mode not in ("sample", "agent"):
             raise ValueError(f"mode must be 'sample' or 'agent', got {self.mode!r}")
-        if self.prompt_style not in ("auto", "raw", "instruct"):
-            raise ValueError(f"prompt_style must be auto, raw or instruct, got {self.prompt_style!r}")
+        if self.prompt_style not in ("auto", "edit", "raw", "instruct"):
+            raise ValueError(f"prompt_style must be auto, edit, raw or instruct, got {self.prompt_style!r}")
         if self.k < 1 or self.replay_ratio < 0 or self.per_task_examples < 1:
             raise ValueError("k and per_task_examples must be >= 1 and replay_ratio >= 0")
 

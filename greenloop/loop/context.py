@@ -2,10 +2,14 @@
 one verifier (its sandbox pool started once), the policy of the checkpoint in use, and how
 tasks are put to the policy.
 
-Two prompt styles: `raw`, for greenloop's own models, is the broken program itself (what
-their pre-training saw before `<|sep|>`), and the answer is the whole fixed program;
-`instruct`, for chat-trained LLMs, asks for the fixed program in a fenced block. `auto`
-picks raw for greenloop model folders and instruct otherwise.
+Three prompt styles:
+- `edit`, for greenloop's own small models: the broken program with numbered lines, and
+  the answer is the edit (`greenloop.loop.edit_format`), a dozen tokens instead of the
+  whole program;
+- `raw`: the broken program itself, and the answer is the whole fixed program;
+- `instruct`, for chat-trained LLMs: asks for the fixed program in a fenced block.
+`auto` picks edit for greenloop model folders and instruct otherwise. A greenloop model
+is pre-trained in the style it will be asked in (`greenloop train sft --format`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 from typing_extensions import Self
 
 from greenloop.loop.config import CycleConfig
+from greenloop.loop.edit_format import EditError, apply_edit, edit_of, number_lines
 from greenloop.tasks import TaskSet, load_tasks
 from greenloop.types import Task
 
@@ -40,7 +45,7 @@ class LoopContext:
             raise ValueError(f"the frozen set shares {len(overlap)} tasks with the training tasks "
                              f"(e.g. {min(overlap)}); it must never be trained on")
         style = config.prompt_style
-        self.style = style if style != "auto" else ("raw" if is_greenloop_model(config.model) else "instruct")
+        self.style = style if style != "auto" else ("edit" if is_greenloop_model(config.model) else "instruct")
         self.store = EpisodeStore(self.folder / "store.db")
         self.store.start_run(self.run_id, "cycle", config.to_dict())
         both = TaskSet({**self.train.tasks, **self.frozen.tasks}, [*self.train.data_paths, *self.frozen.data_paths])
@@ -74,7 +79,8 @@ class LoopContext:
             self._policy = None
             path = self.model_path(checkpoint)
             policy = (self._policy_factory(checkpoint, path) if self._policy_factory else
-                      load_policy("local:" + path, seed=self.config.seed, chat=self.style == "instruct"))
+                      load_policy("local:" + path, seed=self.config.seed, chat=self.style == "instruct",
+                                  batch_size=self.config.batch_size))
             self._policy = (checkpoint, policy)
         return self._policy[1]
 
@@ -83,6 +89,8 @@ class LoopContext:
         broken = task.meta.get("broken", task.prompt)
         if self.style == "raw":
             return broken
+        if self.style == "edit":
+            return number_lines(broken)
         hint = task.meta.get("hint", "")
         return INSTRUCT.format(language=task.meta.get("language", "python"), hint=f"{hint} " if hint else "",
                                broken=broken if broken.endswith("\n") else broken + "\n")
@@ -90,13 +98,22 @@ class LoopContext:
     def training_completion(self, task: Task, program: str) -> str:
         if self.style == "raw":
             return program
+        if self.style == "edit":
+            return edit_of(task.meta.get("broken", task.prompt), program)
         language = task.meta.get("language", "python")
         return f"```{language}\n{program if program.endswith(chr(10)) else program + chr(10)}```"
 
     def program_of(self, task: Task, completion: str) -> str:
-        """The program an answer holds (a fenced block for the instruct style)."""
+        """The program an answer stands for: the broken program with the edit applied
+        (empty when the edit cannot be applied: the verifier rejects it), the answer
+        itself, or its fenced block."""
         if self.style == "raw":
             return completion
+        if self.style == "edit":
+            try:
+                return apply_edit(task.meta.get("broken", task.prompt), completion)
+            except EditError:
+                return ""
         from greenloop.verify.extract import extract_program
 
         return extract_program(task, completion).program or completion

@@ -129,6 +129,7 @@ def run_cycles(config: CycleConfig, cycles: int, show_progress: bool = True, on_
                policy_factory=None) -> list[dict]:
     """Run (or resume) the baseline and `cycles` cycles; returns the metrics rows."""
     from greenloop.loop.plots import write_plots
+    from greenloop.loop.report import write_report
 
     config = load_or_write(config)
     rows = []
@@ -142,12 +143,14 @@ def run_cycles(config: CycleConfig, cycles: int, show_progress: bool = True, on_
             if on_row:
                 on_row(row)
         write_plots(ctx.folder)
+        write_report(ctx.folder)
     return rows
 
 
 def run_phase(config: CycleConfig, phase: str, cycle: int, show_progress: bool = True, policy_factory=None) -> dict:
     """One phase of one cycle (`greenloop day | sleep | evaluate-cycle --cycle N`)."""
     from greenloop.loop.plots import write_plots
+    from greenloop.loop.report import write_report
 
     if cycle < 1:
         raise ValueError("--cycle counts from 1 (cycle 0 is the baseline, run by evaluate-cycle)")
@@ -169,4 +172,5 @@ def run_phase(config: CycleConfig, phase: str, cycle: int, show_progress: bool =
             baseline(ctx, state)
         row = one_cycle(ctx, state, cycle)
         write_plots(ctx.folder)
+        write_report(ctx.folder)
         return row

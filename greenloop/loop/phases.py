@@ -58,9 +58,10 @@ def _sampled_episodes(ctx: LoopContext, tasks: list[Task], cycle: int, phase: st
         started = time.perf_counter()
         out = policy.generate_with_usage([ctx.prompt(t) for t in chunk], n=n, temperature=temperature,
                                          max_tokens=ctx.config.max_tokens, seed=ctx.config.seed + cycle)
-        candidates = [Candidate(t.task_id, text, f"model:{checkpoint}", i)
+        candidates = [Candidate(t.task_id, ctx.program_of(t, text), f"model:{checkpoint}", i)
                       for t, texts in zip(chunk, out.texts) for i, text in enumerate(texts)
                       if (t.task_id, i) not in done]
+        answers = {(t.task_id, i): text for t, texts in zip(chunk, out.texts) for i, text in enumerate(texts)}
         verdicts = dict(ctx.verifier.verify(candidates))
         seconds = (time.perf_counter() - started) / max(1, len(candidates))
         position = {t.task_id: i for i, t in enumerate(chunk)}
@@ -72,9 +73,10 @@ def _sampled_episodes(ctx: LoopContext, tasks: list[Task], cycle: int, phase: st
                 policy=checkpoint, mode=EpisodeMode.SAMPLE, sample_idx=candidate.sample_idx,
                 task_family=task_group(chunk[task_index]), steps_to_green=1 if verdict.passed else None,
                 error_signature=verdict.error_signature, first_error_signature=verdict.error_signature,
-                completion=candidate.completion, tokens_in=out.prompt_tokens[task_index] // n,
+                completion=answers[(candidate.task_id, candidate.sample_idx)], tokens_in=out.prompt_tokens[task_index] // n,
                 tokens_out=out.completion_tokens[task_index] // n, seconds=seconds,
-                meta={"stage": verdict.stage, "tests_passed": verdict.tests_passed, "tests_total": verdict.tests_total}))
+                meta={"stage": verdict.stage, "tests_passed": verdict.tests_passed, "tests_total": verdict.tests_total,
+                      "program": candidate.completion if ctx.style == "edit" else None}))
         ctx.progress(f"{phase} {cycle}", min(start + CHUNK, len(tasks)), len(tasks))
 
 
@@ -175,7 +177,8 @@ def run_sleep(ctx: LoopContext, cycle: int, checkpoint: str) -> dict:
         raise ValueError(f"cycle {cycle}: the day solved no training task and there is nothing to replay; "
                          f"try more samples per task (k) or a stronger starting model")
     examples = [(e["prompt"], e["completion"]) for e in new + replay]
-    summary = finetune(ctx.model_path(checkpoint), examples, target, ctx.config.sleep, progress=ctx.show_progress)
+    summary = finetune(ctx.model_path(checkpoint), examples, target, ctx.config.sleep, progress=ctx.show_progress,
+                       desc=f"sleep {cycle}")
     report = {"new_examples": len(new), "after_failure": sum(e["after_failure"] for e in new),
               "replay_examples": len(replay), **summary}
     report_path.write_text(json.dumps(report, indent=2) + "\n")

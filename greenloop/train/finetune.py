@@ -119,7 +119,7 @@ def _load(folder: str | Path, config: FinetuneConfig):
 
 
 def finetune(model_dir: str | Path, pairs: list[tuple[str, str]], out_dir: str | Path,
-             config: FinetuneConfig = FinetuneConfig(), progress: bool = False) -> dict:
+             config: FinetuneConfig = FinetuneConfig(), progress: bool = False, desc: str = "sft") -> dict:
     """Train the model in `model_dir` on (prompt, completion) pairs; save it to `out_dir`."""
     import torch
     from tqdm import tqdm
@@ -136,7 +136,7 @@ def finetune(model_dir: str | Path, pairs: list[tuple[str, str]], out_dir: str |
     schedule = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: _lr_factor(s, config))
     losses, tokens, started = [], 0, time.perf_counter()
     batches = _batches(examples, config)
-    for _ in tqdm(range(config.steps), desc="sleep: train", unit="step", disable=not progress):
+    for _ in tqdm(range(config.steps), desc=desc, unit="step", disable=not progress):
         ids, labels, mask = _tensors(examples, next(batches), pad_id)
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         optim.zero_grad(set_to_none=True)
@@ -198,16 +198,22 @@ def init_model_folder(kind: str, tokenizer_dir: str | Path, out_dir: str | Path,
     return Path(out_dir)
 
 
-def read_examples(source: str | Path) -> list[tuple[str, str]]:
-    """(prompt, completion) pairs from a data folder (`greenloop data mutate` and the like:
-    buggy → fixed) or a JSONL file of `prompt`/`completion` (or `buggy`/`fixed`) records."""
+def read_examples(source: str | Path, style: str = "raw") -> list[tuple[str, str]]:
+    """(prompt, completion) pairs from a data folder (`greenloop data mutate` and the like)
+    or a JSONL file of `prompt`/`completion` records (taken as they are) or `buggy`/`fixed`
+    records. Buggy/fixed pairs are put in `style`: `raw` (the buggy program → the fixed
+    one) or `edit` (numbered buggy lines → the edit, as the self-improvement loop asks)."""
     from greenloop.io import DataError, read_jsonl
+    from greenloop.loop.edit_format import edit_of, number_lines
 
+    if style not in ("raw", "edit"):
+        raise ValueError(f"--format must be raw or edit, got {style!r}")
+    shaped = (lambda b, f: (number_lines(b), edit_of(b, f))) if style == "edit" else (lambda b, f: (b, f))
     path = Path(source)
     if path.is_dir():
         from greenloop.data.shards import input_shards, read_pairs
 
-        return [(p["buggy"], p["fixed"]) for p in read_pairs(input_shards(path))]
+        return [shaped(p["buggy"], p["fixed"]) for p in read_pairs(input_shards(path)) if p["buggy"] != p["fixed"]]
     examples = []
     for record in read_jsonl(str(path)):
         data = record.data
@@ -215,5 +221,5 @@ def read_examples(source: str | Path) -> list[tuple[str, str]]:
         if not all(isinstance(data.get(k), str) for k in keys):
             raise DataError(record.path, record.line, "expected string fields prompt/completion or buggy/fixed",
                             field=keys[0] if not isinstance(data.get(keys[0]), str) else keys[1])
-        examples.append((data[keys[0]], data[keys[1]]))
+        examples.append((data["prompt"], data["completion"]) if keys[0] == "prompt" else shaped(data["buggy"], data["fixed"]))
     return examples

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+from greenloop.loop.edit_format import edit_of, number_lines
 from greenloop.policy import Generation
 from greenloop.tasks import load_tasks
 
@@ -13,13 +14,17 @@ from greenloop.tasks import load_tasks
 class Oracle:
     name = "oracle"
 
-    def __init__(self, knows: set[str], task_specs: str, delay_s: float = 0.0):
+    def __init__(self, knows: set[str], task_specs: str, delay_s: float = 0.0, style: str = "edit"):
         tasks = load_tasks(task_specs).tasks.values()
-        self.by_prompt = {t.meta.get("broken", t.prompt): t for t in tasks}
-        self.knows, self.delay_s = knows, delay_s
+        shown = number_lines if style == "edit" else (lambda text: text)
+        self.by_prompt = {shown(t.meta.get("broken", t.prompt)): t for t in tasks}
+        self.knows, self.delay_s, self.style = knows, delay_s, style
 
     def answer(self, prompt: str) -> str:
         task = self.by_prompt[prompt]
+        broken = task.meta.get("broken", task.prompt)
+        if self.style == "edit":  # unknown tasks get an edit that changes nothing useful
+            return edit_of(broken, task.reference) if task.task_id in self.knows else "@@ 1,1\n" + broken.splitlines()[0]
         return task.reference if task.task_id in self.knows else prompt
 
     def generate_with_usage(self, prompts, n=1, temperature=0.0, max_tokens=256, **options):
@@ -29,9 +34,9 @@ class Oracle:
                           [sum(len(t) for t in ts) for ts in texts])
 
 
-def factory(schedule: dict[str, set[str]], task_specs: str, delay_s: float = 0.0):
+def factory(schedule: dict[str, set[str]], task_specs: str, delay_s: float = 0.0, style: str = "edit"):
     """(checkpoint, path) -> the Oracle knowing schedule[checkpoint] (or the last one)."""
     def make(checkpoint: str, path: str) -> Oracle:
         knows = schedule.get(checkpoint, schedule[max(schedule, key=len)])
-        return Oracle(knows, task_specs, delay_s)
+        return Oracle(knows, task_specs, delay_s, style)
     return make

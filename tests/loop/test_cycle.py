@@ -61,6 +61,8 @@ def test_better_is_promoted_worse_rolled_back_metrics_and_plots_written(setup):
         png = folder / "plots" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (folder / "checkpoints" / "cycle-1" / "config.json").exists()
+    report = (folder / "report.md").read_text()
+    assert "| 2 | cycle-2 | 2/15" in report and "rolled back" in report and "plots/pass_rate.png" in report
     state = json.loads((folder / "state.json").read_text())
     assert state["current"] == "cycle-1" and state["current_eval_cycle"] == 1
     with EpisodeStore(folder / "store.db", readonly=True) as store:

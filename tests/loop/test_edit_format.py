@@ -1,0 +1,36 @@
+import pytest
+
+from greenloop.loop.edit_format import EditError, apply_edit, edit_of, number_lines
+
+BROKEN = "def f(xs):\n    t = 0\n    for x in xs\n        t += x\n    print(t)\n"
+FIXED = "def f(xs):\n    t = 0\n    for x in xs:\n        t += x\n    return t\n"
+
+
+def test_edit_round_trip_is_short_and_exact():
+    edit = edit_of(BROKEN, FIXED)
+    assert edit == "@@ 3,1\n    for x in xs:\n@@ 5,1\n    return t\n"
+    assert apply_edit(BROKEN, edit) == FIXED
+
+
+@pytest.mark.parametrize("fixed", [
+    "def f(xs):\n    t = 0\n    for x in xs\n        t += x\n    print(t)\n    return t\n",  # insertion at the end
+    "def f(xs):\n    for x in xs\n        t += x\n    print(t)\n",  # deletion
+    "# head\n" + BROKEN,  # insertion at the start
+])
+def test_insertions_and_deletions(fixed):
+    assert apply_edit(BROKEN, edit_of(BROKEN, fixed)) == fixed
+
+
+def test_numbered_prompt():
+    assert number_lines(BROKEN).splitlines()[2] == "3|     for x in xs"
+
+
+@pytest.mark.parametrize("edit, message", [
+    ("return t", "expected '@@ LINE,COUNT'"),
+    ("", "no '@@ LINE,COUNT' block"),
+    ("@@ 9,1\nx\n", "outside"),
+    ("@@ 2,2\na\n@@ 3,1\nb\n", "overlaps"),
+])
+def test_bad_edits_are_refused(edit, message):
+    with pytest.raises(EditError, match=message):
+        apply_edit(BROKEN, edit)
