@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 
 from greenloop.agent.tools import Observation, Workspace
+from greenloop.loop.edit_format import number_lines
 
 PROMPT = """You are fixing a bug in {file_name}. {hint}
 Use exactly one tool per reply:
@@ -88,8 +89,7 @@ def parse_tool_call(text: str) -> ToolCall:
 
 
 def render_prompt(workspace: Workspace) -> str:
-    lines = workspace.text.splitlines()
-    numbered = "\n".join(f"{i:>3} | {line}" for i, line in enumerate(lines, 1))
+    numbered = number_lines(workspace.text)
     hint = workspace.task.meta.get("hint", "")
     return PROMPT.format(file_name=workspace.file_name, hint=hint, numbered=numbered)
 

@@ -100,7 +100,8 @@ def apply_patch(text: str, diff: str) -> str:
     ends_with_newline = text.endswith("\n") or not text
     offset, cursor = 0, 0
     for hunk in parse_diff(diff):
-        near = max(0, hunk.start - 1 + offset)
+        # `@@ -a,0 ...` (nothing removed) means "insert after line a"; otherwise a is the first old line
+        near = max(0, hunk.start + offset - (1 if hunk.old else 0))
         index = _find(lines, hunk.old, near, cursor)
         if index is None:
             first = hunk.old[0] if hunk.old else ""
@@ -111,9 +112,8 @@ def apply_patch(text: str, diff: str) -> str:
     return "\n".join(lines) + ("\n" if ends_with_newline and lines else "")
 
 
-def make_diff(before: str, after: str, name: str = "main.py") -> str:
+def make_diff(before: str, after: str) -> str:
     """A unified diff from `before` to `after` (what the store records per step)."""
-    import difflib
+    from greenloop.data.pairs import unified_diff
 
-    return "".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
-                                        f"a/{name}", f"b/{name}"))
+    return unified_diff(before, after, context=3) if before != after else ""

@@ -30,13 +30,13 @@ class Observation:
 
 
 def normalise_signature(text: str) -> str:
-    """`SyntaxError: expected ':' (line 3)` -> `SyntaxError: expected ':'` and the like:
-    numbers, quoted names and paths go, so the same mistake reads the same each time."""
-    text = text.strip().splitlines()[0] if text.strip() else ""
-    text = re.sub(r"\(.*?line \d+\)", "", text)
-    text = re.sub(r"'[^']*'|\"[^\"]*\"", "'_'", text)
-    text = re.sub(r"\b\d+\b", "N", text)
-    return re.sub(r"\s+", " ", text).strip()[:120]
+    """`SyntaxError: expected ':' (line 3)` -> `SyntaxError: expected _`: the first line,
+    without line references, quoted names and numbers (`evaluate.repair.normalise_message`),
+    so the same mistake reads the same each time."""
+    from greenloop.evaluate.repair import normalise_message
+
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return normalise_message(re.sub(r"\(.*?line \d+\)", "", first))
 
 
 class Workspace:
@@ -58,7 +58,7 @@ class Workspace:
             after = apply_patch(self.text, diff)
         except PatchError as exc:
             return Observation(f"patch refused: {exc}", "error", "patch:" + normalise_signature(str(exc).split(": ", 1)[-1]))
-        change = make_diff(self.text, after, self.file_name)
+        change = make_diff(self.text, after)
         self.text = after
         if not change:
             return Observation("the patch changed nothing", "ok")

@@ -7,6 +7,11 @@
    operator on every reference, each pair kept only when the sandbox shows the mutant
    fails a test the reference passes), then `data validate` and `data split`, written as
    Parquet under OUT_DIR/data/split.
+3. A short self-improvement cycle (`--skip-loop` leaves it out): a code tokenizer and a
+   small GPT pre-trained for a few minutes on verified stdlib repair pairs, then
+   `greenloop cycle --cycles 1` on the built-in koans and HumanEval repair tasks (baseline
+   on a frozen set, day, sleep, eval, gate); prints where its report and plots are.
+   Each step is skipped or resumed when its output is already there.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ def add_commands(commands) -> None:
     p.add_argument("--out-dir", default="runs/demo", help="where samples and results go (default runs/demo)")
     p.add_argument("--workers", type=int, help="sandbox workers (default: one per core)")
     p.add_argument("--skip-data", action="store_true", help="only verify and evaluate; make no repair data")
+    p.add_argument("--skip-loop", action="store_true", help="no self-improvement cycle")
     p.set_defaults(run=run_demo)
 
 
@@ -62,6 +68,8 @@ def run_demo(args) -> int:
     print(f"results: {eval_args.out}")
     if status == 0 and not args.skip_data:
         status = run_data_demo(os.path.join(args.out_dir, "data"), args.workers)
+    if status == 0 and not args.skip_loop:
+        status = run_loop_demo(os.path.join(args.out_dir, "loop"), args.workers)
     return status
 
 
@@ -77,4 +85,32 @@ def run_data_demo(folder: str, workers: int | None) -> int:
         status = main(["data", *argv])
         if status:
             return status
+    return 0
+
+
+def run_loop_demo(folder: str, workers: int | None) -> int:
+    """Tokenizer, a few minutes of pre-training, one cycle: each a greenloop command."""
+    from greenloop.cli import main
+
+    workers_args = ["--workers", str(workers or os.cpu_count() or 1)]
+    steps = []
+    if not os.path.exists(f"{folder}/tokenizer/tokenizer.json"):
+        steps.append(["text", "train-tokenizer", "--corpus", "stdlib", "--vocab-size", "4096",
+                      "--out", f"{folder}/tokenizer"])
+    steps.append(["data", "mutate", "--source", "stdlib", "--limit-files", "300", "--per-operator", "1",
+                  "--out", f"{folder}/pretrain-pairs", *workers_args])
+    if not os.path.exists(f"{folder}/start/config.json"):
+        steps.append(["train", "sft", "--model", "gpt", "--tokenizer", f"{folder}/tokenizer", "--format", "edit",
+                      "--data", f"{folder}/pretrain-pairs", "--steps", "150", "--batch-size", "16", "--lr", "1e-3",
+                      "--max-len", "384", "--out", f"{folder}/start"])
+    steps.append(["cycle", "--model", f"{folder}/start", "--out", f"{folder}/run", "--cycles", "1",
+                  "--train-per-day", "40", "-k", "4", "--eval-limit", "100", "--max-tokens", "64",
+                  "--sleep-steps", "20", *workers_args])
+    for argv in steps:
+        print("\n$ greenloop " + " ".join(argv), flush=True)
+        status = main(argv)
+        if status:
+            return status
+    print(f"\nself-improvement demo: report {folder}/run/report.md, plots {folder}/run/plots/, "
+          f"episodes {folder}/run/store.db")
     return 0

@@ -36,7 +36,8 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sleep-steps", type=int, default=200, help="fine-tuning steps per sleep")
     p.add_argument("--sleep-lr", type=float, default=3e-4)
     p.add_argument("--sleep-batch", type=int, default=16)
-    p.add_argument("--alpha", type=float, default=0.05, help="gate: significance level of the paired test")
+    p.add_argument("--min-gain", type=int, default=0,
+                   help="gate: promote when gains - losses on the gate half is at least this (default 0: not worse)")
     p.add_argument("--family-margin", type=float, default=0.10, help="gate: largest allowed drop of one family")
     p.add_argument("--critical", default="", help="gate: comma-separated task ids that must not regress")
     p.add_argument("--workers", type=int, help="verifier workers (default: one per core)")
@@ -74,14 +75,18 @@ def config_from_args(args):
         replay_ratio=args.replay_ratio, workers=args.workers, seed=args.seed, prompt_style=args.prompt_style,
         batch_size=args.batch_size,
         sleep=FinetuneConfig(steps=args.sleep_steps, lr=args.sleep_lr, batch_size=args.sleep_batch, seed=args.seed),
-        gate=GateConfig(alpha=args.alpha, family_margin=args.family_margin, critical=critical))
+        gate=GateConfig(min_gain=args.min_gain, family_margin=args.family_margin, critical=critical))
 
 
 def print_row(row: dict) -> None:
+    if row.get("checkpoint") is None:
+        print(f"cycle {row['cycle']}: {row['gate']}", flush=True)
+        return
     line = f"cycle {row['cycle']}: {row['checkpoint']} frozen pass {row['passed']}/{row['tasks']} ({row['pass_rate']:.1%})"
+    confirm = row["confirm_half"]
     if row["cycle"] > 0:
-        base = row["vs_baseline"]
-        line += (f"; vs baseline +{base['gains']}/-{base['losses']} p={base['p_better']:.3g}; {row['gate']}; "
+        line += (f"; confirm half {confirm['pass_rate']:.1%} vs baseline {confirm['baseline_pass_rate']:.1%} "
+                 f"(+{confirm['gains']} -{confirm['losses']}, p={confirm['p_better']:.3g}); {row['gate']}; "
                  f"day solved {row['day']['tasks_solved']}/{row['day']['tasks']}, "
                  f"sleep {row['sleep']['new_examples']} new + {row['sleep']['replay_examples']} replay examples")
     print(line, flush=True)
@@ -92,10 +97,10 @@ def run_cycle(args) -> int:
 
     config = config_from_args(args)
     rows = run_cycles(config, args.cycles, show_progress=not args.quiet, on_row=print_row)
-    if rows:
-        final = rows[-1]
-        print(f"metrics: {args.out}/metrics.jsonl; plots: {args.out}/plots/; store: {args.out}/store.db")
-        print(f"promoted checkpoint: {final.get('current', 'base')}")
+    current = rows[-1]["current"] if rows else "base"
+    print(f"report: {args.out}/report.md; metrics: {args.out}/metrics.jsonl; plots: {args.out}/plots/; "
+          f"episodes: {args.out}/store.db")
+    print(f"promoted checkpoint: {current}")
     return 0
 
 

@@ -28,6 +28,18 @@ INSTRUCT = ("Fix the bug in this {language} program. {hint}Reply with the whole 
             "```{language} block.\n\n```{language}\n{broken}```\n")
 
 
+def check_no_leak(train: TaskSet, frozen: TaskSet) -> None:
+    """The frozen set must never be trained on: no task, and no function a task was made
+    from (a repair task's `source_task`), may be on both sides."""
+    def origins(tasks: TaskSet) -> set[str]:
+        return {t.task_id for t in tasks.tasks.values()} | {t.meta["source_task"] for t in tasks.tasks.values()
+                                                           if t.meta.get("source_task")}
+    overlap = origins(train) & origins(frozen)
+    if overlap:
+        raise ValueError(f"the frozen set shares {len(overlap)} tasks or source functions with the training tasks "
+                         f"(e.g. {min(overlap)}); it must never be trained on")
+
+
 class LoopContext:
     def __init__(self, config: CycleConfig, show_progress: bool = True, policy_factory=None):
         from greenloop.store import EpisodeStore
@@ -40,10 +52,7 @@ class LoopContext:
         self.show_progress = show_progress
         self.train = load_tasks(config.train_tasks)
         self.frozen = load_tasks(config.eval_tasks)
-        overlap = set(self.train.tasks) & set(self.frozen.tasks)
-        if overlap:
-            raise ValueError(f"the frozen set shares {len(overlap)} tasks with the training tasks "
-                             f"(e.g. {min(overlap)}); it must never be trained on")
+        check_no_leak(self.train, self.frozen)
         style = config.prompt_style
         self.style = style if style != "auto" else ("edit" if is_greenloop_model(config.model) else "instruct")
         self.store = EpisodeStore(self.folder / "store.db")

@@ -52,6 +52,8 @@ def parse_edit(edit: str) -> list[tuple[int, int, list[str]]]:
             raise EditError(f"edit line {number}: expected '@@ LINE,COUNT', found {line[:60]!r}")
     if not blocks:
         raise EditError("the edit has no '@@ LINE,COUNT' block")
+    while blocks[-1][2] and not blocks[-1][2][-1].strip():  # blank lines after the answer are not part of it
+        blocks[-1][2].pop()
     return blocks
 
 

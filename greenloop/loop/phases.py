@@ -15,10 +15,12 @@ from __future__ import annotations
 import json
 import random
 import time
-from pathlib import Path
+from dataclasses import replace
 
 from greenloop.agent import AgentConfig, Workspace, run_agent
+from greenloop.data.shards import write_json
 from greenloop.evaluate.cycle_metrics import TaskResult
+from greenloop.io import read_jsonl, write_jsonl
 from greenloop.loop.context import LoopContext
 from greenloop.store.records import EpisodeMode, EpisodeRecord, StepRecord
 from greenloop.types import Candidate, Outcome, Task
@@ -73,8 +75,8 @@ def _sampled_episodes(ctx: LoopContext, tasks: list[Task], cycle: int, phase: st
                 policy=checkpoint, mode=EpisodeMode.SAMPLE, sample_idx=candidate.sample_idx,
                 task_family=task_group(chunk[task_index]), steps_to_green=1 if verdict.passed else None,
                 error_signature=verdict.error_signature, first_error_signature=verdict.error_signature,
-                completion=answers[(candidate.task_id, candidate.sample_idx)], tokens_in=out.prompt_tokens[task_index] // n,
-                tokens_out=out.completion_tokens[task_index] // n, seconds=seconds,
+                completion=answers[(candidate.task_id, candidate.sample_idx)], tokens_in=out.prompt_tokens[task_index],
+                tokens_out=round(out.completion_tokens[task_index] / n), seconds=seconds,
                 meta={"stage": verdict.stage, "tests_passed": verdict.tests_passed, "tests_total": verdict.tests_total,
                       "program": candidate.completion if ctx.style == "edit" else None}))
         ctx.progress(f"{phase} {cycle}", min(start + CHUNK, len(tasks)), len(tasks))
@@ -138,10 +140,12 @@ def run_eval(ctx: LoopContext, cycle: int, checkpoint: str) -> dict[str, TaskRes
 
 
 def eval_results(ctx: LoopContext, cycle: int) -> dict[str, TaskResult]:
+    """The frozen-set answers stored for a cycle, by task; unjudged (INFRA_ERROR) ones left out."""
     frozen = {t.task_id: t for t in eval_tasks(ctx)}
     return {e.task_id: TaskResult(e.task_id, task_group(frozen[e.task_id]), e.passed, e.steps_to_green,
                                   e.error_signature)
-            for e in ctx.store.episodes(run_id=ctx.run_id, cycle=cycle, phase="eval") if e.task_id in frozen}
+            for e in ctx.store.episodes(run_id=ctx.run_id, cycle=cycle, phase="eval")
+            if e.task_id in frozen and e.outcome is not Outcome.INFRA_ERROR}  # the verifier's failure, not the model's
 
 
 def curate(ctx: LoopContext, cycle: int) -> list[dict]:
@@ -168,36 +172,28 @@ def run_sleep(ctx: LoopContext, cycle: int, checkpoint: str) -> dict:
 
     target = ctx.checkpoint_dir(cycle)
     report_path = ctx.folder / "sleep" / f"cycle-{cycle}.report.json"
-    if target.exists() and report_path.exists():
+    if report_path.exists():  # written after the checkpoint, atomically: the sleep is done
         return json.loads(report_path.read_text())
     new = curate(ctx, cycle)
-    _write_jsonl(ctx.folder / "sleep" / f"cycle-{cycle}.jsonl", new)
-    replay = _replay(ctx, cycle, int(len(new) * ctx.config.replay_ratio))
-    if not new and not replay:
-        raise ValueError(f"cycle {cycle}: the day solved no training task and there is nothing to replay; "
-                         f"try more samples per task (k) or a stronger starting model")
-    examples = [(e["prompt"], e["completion"]) for e in new + replay]
-    summary = finetune(ctx.model_path(checkpoint), examples, target, ctx.config.sleep, progress=ctx.show_progress,
-                       desc=f"sleep {cycle}")
-    report = {"new_examples": len(new), "after_failure": sum(e["after_failure"] for e in new),
-              "replay_examples": len(replay), **summary}
-    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    write_jsonl(ctx.folder / "sleep" / f"cycle-{cycle}.jsonl", new)
+    if not new:  # nothing verified today: training on replay alone would only repeat an earlier sleep
+        report = {"new_examples": 0, "after_failure": 0, "replay_examples": 0,
+                  "skipped": "the day verified no answer to learn from"}
+    else:
+        replay = _replay(ctx, cycle, int(len(new) * ctx.config.replay_ratio))
+        examples = [(e["prompt"], e["completion"]) for e in new + replay]
+        settings = replace(ctx.config.sleep, chat=ctx.style == "instruct")  # train as the policy will be asked
+        summary = finetune(ctx.model_path(checkpoint), examples, target, settings,
+                           progress=ctx.show_progress, desc=f"sleep {cycle}")
+        report = {"new_examples": len(new), "after_failure": sum(e["after_failure"] for e in new),
+                  "replay_examples": len(replay), **summary}
+    write_json(report_path, report)
     return report
 
 
 def _replay(ctx: LoopContext, cycle: int, count: int) -> list[dict]:
-    earlier = [e for c in range(1, cycle) for e in _read_jsonl(ctx.folder / "sleep" / f"cycle-{c}.jsonl")]
+    earlier = [r.data for c in range(1, cycle) if (ctx.folder / "sleep" / f"cycle-{c}.jsonl").exists()
+               for r in read_jsonl(ctx.folder / "sleep" / f"cycle-{c}.jsonl")]
     if count <= 0 or not earlier:
         return []
     return random.Random(f"{ctx.config.seed}:replay:{cycle}").sample(earlier, min(count, len(earlier)))
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tmp.replace(path)
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []

@@ -4,7 +4,6 @@ were rolled back drawn hollow. PNG files under `plots/`."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 PLOTS = (("pass_rate", "frozen-set pass rate"), ("median_steps_to_green", "median steps to green"),
@@ -12,8 +11,10 @@ PLOTS = (("pass_rate", "frozen-set pass rate"), ("median_steps_to_green", "media
 
 
 def read_metrics(folder: Path) -> list[dict]:
-    path = Path(folder) / "metrics.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    from greenloop.io import read_jsonl
+
+    path = Path(folder) / "metrics.jsonl"  # rewritten whole and renamed each cycle: never torn
+    rows = [r.data for r in read_jsonl(path)] if path.exists() else []
     return sorted({r["cycle"]: r for r in rows}.values(), key=lambda r: r["cycle"])
 
 

@@ -15,11 +15,14 @@ def _rate(value) -> str:
 
 def _cycle_row(row: dict) -> str:
     if row["cycle"] == 0:
-        return f"| 0 | base | {row['passed']}/{row['tasks']} ({_rate(row['pass_rate'])}) | | | baseline |"
-    base, prev = row["vs_baseline"], row["vs_previous"]
+        return (f"| 0 | base | {row['passed']}/{row['tasks']} ({_rate(row['pass_rate'])}) | "
+                f"{_rate(row['confirm_half']['pass_rate'])} | | baseline |")
+    if row.get("checkpoint") is None:
+        return f"| {row['cycle']} | none | | | | {row['gate']} |"
+    confirm, held = row["confirm_half"], row["gate_half"]
     return (f"| {row['cycle']} | {row['checkpoint']} | {row['passed']}/{row['tasks']} ({_rate(row['pass_rate'])}) "
-            f"| +{base['gains']} −{base['losses']}, p = {base['p_better']:.3g} "
-            f"| +{prev['gains']} −{prev['losses']} vs {row['previous']} | {row['gate']} |")
+            f"| {_rate(confirm['pass_rate'])}: +{confirm['gains']} −{confirm['losses']} vs baseline, "
+            f"p = {confirm['p_better']:.3g} | +{held['gains']} −{held['losses']} vs {row['previous']} | {row['gate']} |")
 
 
 def write_report(folder: Path) -> Path | None:
@@ -27,11 +30,12 @@ def write_report(folder: Path) -> Path | None:
     if not rows:
         return None
     lines = ["# Self-improvement run", "",
-             "Frozen-set results per cycle. p is the one-sided exact McNemar p-value that the checkpoint is better "
-             "than the baseline (paired over the same frozen tasks).", "",
-             "| cycle | checkpoint | frozen pass | vs baseline | vs promoted | gate |", "|---|---|---|---|---|---|"]
+             ("Frozen-set results per cycle. The gate decides on the gate half of the frozen set; the confirm half, "
+              "which no decision looks at, measures the gain over the baseline: p is the one-sided exact McNemar "
+              "p-value that the checkpoint is better than the baseline there (paired over the same tasks)."), "",
+             "| cycle | checkpoint | frozen pass (all) | confirm half | gate half | gate |", "|---|---|---|---|---|---|"]
     lines += [_cycle_row(r) for r in rows]
-    final = next((r for r in reversed(rows) if r.get("promoted")), rows[0])
+    final = next((r for r in reversed(rows) if r.get("promoted") and r.get("checkpoint")), rows[0])
     families = sorted(set(rows[0]["family_pass_rates"]) | set(final["family_pass_rates"]))
     lines += ["", f"Per family: baseline and {final['checkpoint']} (the last promoted checkpoint).", "",
               "| family | baseline | final |", "|---|---|---|"]

@@ -62,6 +62,25 @@ class GrowingLayer(DynamicLayer):
             self._values = self._values.index_select(0, beam_idx.to(self._values.device))
             self._publish()
 
+    def _replace_rows(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        """New batch rows (selected or repeated): the buffer holds exactly them, no spare room."""
+        self._keys, self._values = keys.contiguous(), values.contiguous()
+        self._publish()
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.get_seq_length() > 0:
+            self._replace_rows(self.keys[indices, ...], self.values[indices, ...])
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        if self.get_seq_length() > 0:
+            self._replace_rows(self.keys.repeat_interleave(repeats, dim=0),
+                               self.values.repeat_interleave(repeats, dim=0))
+
+    def offload(self) -> None:
+        if self.is_initialized and self._keys is not None:
+            self._keys, self._values = self._keys.to("cpu", non_blocking=True), self._values.to("cpu", non_blocking=True)
+            self._publish()
+
     def reset(self) -> None:
         self.length = 0
         self._keys = self._values = None

@@ -36,6 +36,7 @@ class FinetuneConfig:
     max_len: int = 768
     seed: int = 0
     lora_rank: int = 16  # transformers models only
+    chat: bool = False   # transformers models: the prompt as a user message in the chat template (as policies ask)
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1 or self.lr <= 0 or self.max_len < 8:
@@ -46,7 +47,7 @@ def is_greenloop_model(folder: str | Path) -> bool:
     return (Path(folder) / "greenloop_tokenizer.json").exists()
 
 
-def _encoder(folder: str | Path):
+def _encoder(folder: str | Path, chat: bool = False):
     """(encode(prompt, completion) -> (ids, labels), pad id) for the folder's tokenizer."""
     if is_greenloop_model(folder):
         from greenloop.text.tokenizer import (
@@ -69,7 +70,12 @@ def _encoder(folder: str | Path):
     tok = AutoTokenizer.from_pretrained(folder)
 
     def encode(prompt: str, completion: str):
-        head = tok(prompt, add_special_tokens=True)["input_ids"]
+        if chat:
+            text = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                           tokenize=False)
+            head = tok(text, add_special_tokens=False)["input_ids"]
+        else:
+            head = tok(prompt, add_special_tokens=True)["input_ids"]
         tail = tok(completion, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
         return head + tail, [IGNORE] * len(head) + tail
     return encode, tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
@@ -124,7 +130,7 @@ def finetune(model_dir: str | Path, pairs: list[tuple[str, str]], out_dir: str |
     import torch
     from tqdm import tqdm
 
-    encode, pad_id = _encoder(model_dir)
+    encode, pad_id = _encoder(model_dir, config.chat)
     encoded = [encode(p, c) for p, c in pairs]
     examples = [e for e in encoded if len(e[0]) <= config.max_len]
     if not examples:

@@ -3,7 +3,13 @@
 
 import pytest
 
-from greenloop.agent import AgentConfig, Workspace, parse_tool_call, render_prompt, run_agent
+from greenloop.agent import (
+    AgentConfig,
+    Workspace,
+    parse_tool_call,
+    render_prompt,
+    run_agent,
+)
 from greenloop.policy import Generation
 from greenloop.tasks import TaskSet
 from greenloop.types import Task, TestCase
@@ -86,4 +92,4 @@ def test_tool_call_parsing_takes_the_first_call():
 
 def test_prompt_numbers_the_lines_and_gives_the_hint():
     prompt = render_prompt(Workspace(TASK, verifier=None))
-    assert "  3 |     for i in range(n):" in prompt and "Sum 0..n inclusive." in prompt
+    assert "3|     for i in range(n):" in prompt and "Sum 0..n inclusive." in prompt

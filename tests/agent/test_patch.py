@@ -42,3 +42,13 @@ def test_two_hunks_apply_in_order():
             "@@ -4 +4,2 @@\n-        total += i\n+        total *= i\n+        total += 0\n")
     after = apply_patch(FILE, diff)
     assert after.splitlines()[1] == "    total = 1" and after.splitlines()[3:5] == ["        total *= i", "        total += 0"]
+
+
+def test_a_pure_insertion_lands_after_the_named_line():
+    import difflib
+
+    before = "a\nb\nc\nd\n"
+    after = "a\nb\nX\nc\nd\n"
+    diff = "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True), n=0))
+    assert "@@ -2,0 +3 @@" in diff
+    assert apply_patch(before, diff) == after

@@ -6,7 +6,7 @@ import pytest
 
 from greenloop.evaluate.gates import GateConfig
 from greenloop.loop.config import CycleConfig
-from greenloop.loop.cycle import run_cycles, run_phase
+from greenloop.loop.cycle import half_of, run_cycles, run_phase
 from greenloop.store import EpisodeStore
 from greenloop.tasks import load_tasks
 from greenloop.train.finetune import FinetuneConfig
@@ -47,11 +47,18 @@ def test_better_is_promoted_worse_rolled_back_metrics_and_plots_written(setup):
     plan = schedule(frozen, train_ids)
     rows = run_cycles(config(setup, "run"), 2, show_progress=False, policy_factory=factory(plan, f"{train},{FROZEN}"))
     base, first, second = rows
+    tasks = load_tasks(FROZEN).tasks
+    gate_half = {t for t in frozen if half_of(tasks[t]) == "gate"}
+    lost_by_second = set(frozen[2:9]) & gate_half
+    assert lost_by_second, "the fixture needs a gate-half task that cycle-2 forgets"
     assert base["pass_rate"] == pytest.approx(5 / len(frozen)) and base["promoted"]
-    assert first["promoted"] and first["passed"] == 9 and first["vs_previous"]["gains"] == 4
+    assert first["promoted"] and first["passed"] == 9
+    assert first["gate_half"]["gains"] == len(set(frozen[5:9]) & gate_half) and first["gate_half"]["losses"] == 0
+    confirm = first["confirm_half"]  # measured on the tasks the gate never looks at
+    assert confirm["gains"] == len(set(frozen[5:9]) - gate_half) and confirm["tasks"] == len(frozen) - len(gate_half)
     assert first["day"]["tasks_solved"] == 4  # the day ran with base, which knows 4 training tasks
     assert first["sleep"]["new_examples"] == 4
-    assert not second["promoted"] and "7 tasks lost, 0 gained" in second["gate"]
+    assert not second["promoted"] and f"{len(lost_by_second)} tasks lost, 0 gained" in second["gate"]
     assert second["current"] == "cycle-1" and second["day"]["tasks_solved"] == len(train_ids)
     assert second["sleep"]["replay_examples"] == 4  # cycle 1's examples came back
     folder = tmp / "run"
@@ -76,7 +83,8 @@ def test_resume_skips_finished_work_and_refuses_other_settings(setup):
     make = factory(plan, f"{train},{FROZEN}")
     first = run_cycles(config(setup, "again"), 1, show_progress=False, policy_factory=make)
     more = run_cycles(config(setup, "again"), 2, show_progress=False, policy_factory=make)
-    assert [r["cycle"] for r in more] == [0, 2]  # cycle 1 was done; the baseline is re-read, not re-run
+    assert [r["cycle"] for r in more] == [0, 1, 2]
+    assert more[1] == first[1]  # cycle 1 was done: its row is read back, not recomputed
     assert more[0]["pass_rate"] == first[0]["pass_rate"]
     with EpisodeStore(tmp / "again" / "store.db", readonly=True) as store:
         assert len(store.episodes(phase="eval", cycle=0)) == len(frozen)
@@ -88,8 +96,8 @@ def test_phases_run_one_at_a_time_in_order(setup):
     _, _, train, frozen = setup
     make = factory(schedule(frozen, sorted(load_tasks(train).tasks)), f"{train},{FROZEN}")
     cfg = config(setup, "phases")
-    with pytest.raises(ValueError, match="no trained candidate"):
-        run_phase(cfg, "evaluate-cycle", 1, show_progress=False, policy_factory=make)
+    with pytest.raises(ValueError, match="day has not finished"):
+        run_phase(cfg, "sleep", 1, show_progress=False, policy_factory=make)
     day = run_phase(cfg, "day", 1, show_progress=False, policy_factory=make)
     assert day["tasks_solved"] == 4
     assert run_phase(cfg, "sleep", 1, show_progress=False, policy_factory=make)["new_examples"] == 4
@@ -97,6 +105,16 @@ def test_phases_run_one_at_a_time_in_order(setup):
         run_phase(cfg, "day", 2, show_progress=False, policy_factory=make)
     row = run_phase(cfg, "evaluate-cycle", 1, show_progress=False, policy_factory=make)
     assert row["promoted"] and row["passed"] == 9
+    again = run_phase(cfg, "evaluate-cycle", 1, show_progress=False, policy_factory=make)
+    assert again["gate_half"] == row["gate_half"] and again["previous"] == "base"  # not re-gated against itself
+
+
+def test_a_day_that_verifies_nothing_makes_no_candidate(setup):
+    _, _, train, frozen = setup
+    make = factory({"base": set(frozen[:3])}, f"{train},{FROZEN}")
+    rows = run_cycles(config(setup, "idle"), 1, show_progress=False, policy_factory=make)
+    assert rows[1]["checkpoint"] is None and not rows[1]["promoted"] and rows[1]["current"] == "base"
+    assert "no candidate: the day verified no answer" in rows[1]["gate"]
 
 
 def test_a_run_killed_mid_day_resumes_without_losing_or_repeating_work(setup):

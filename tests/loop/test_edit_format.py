@@ -34,3 +34,7 @@ def test_numbered_prompt():
 def test_bad_edits_are_refused(edit, message):
     with pytest.raises(EditError, match=message):
         apply_edit(BROKEN, edit)
+
+
+def test_blank_lines_after_the_last_block_are_not_inserted():
+    assert apply_edit(BROKEN, edit_of(BROKEN, FIXED) + "\n\n") == FIXED

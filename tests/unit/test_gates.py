@@ -27,6 +27,13 @@ def test_a_worse_checkpoint_is_rolled_back_with_the_reason():
     assert "3 tasks lost, 1 gained" in decision.summary()
 
 
+def test_min_gain_demands_a_net_gain():
+    before, after, fam = runs({"t1"}, {"t1", "t2"})
+    assert gate(before, after, fam, config=GateConfig(family_margin=1.0)).promote
+    decision = gate(before, after, fam, config=GateConfig(family_margin=1.0, min_gain=2))
+    assert not decision.promote and "needs a net gain of 2" in decision.summary()
+
+
 def test_a_better_checkpoint_is_promoted():
     before, after, fam = runs({"t1"}, {"t1", "t2", "t3"})
     decision = gate(before, after, fam, config=GateConfig(family_margin=1.0))

@@ -126,6 +126,24 @@ def test_growing_cache_matches_transformers_dynamic_cache_and_grows_in_place():
     assert layer.get_seq_length() == 70 and layer.keys.shape[-2] == 70
 
 
+def test_growing_layer_batch_operations_match_dynamic_layer():
+    from transformers.cache_utils import DynamicLayer
+
+    from greenloop.models.kv_cache import GrowingLayer
+
+    keys, values = torch.randn(4, 2, 5, 8), torch.randn(4, 2, 5, 8)
+    for operation in (lambda layer: layer.batch_select_indices(torch.tensor([2, 0])),
+                      lambda layer: layer.batch_repeat_interleave(2),
+                      lambda layer: layer.reorder_cache(torch.tensor([3, 2, 1, 0]))):
+        ours, theirs = GrowingLayer(), DynamicLayer()
+        for layer in (ours, theirs):
+            layer.update(keys, values)
+            operation(layer)
+            rows = layer.keys.shape[0]
+            layer.update(keys[:1, :, :1].expand(rows, -1, -1, -1), values[:1, :, :1].expand(rows, -1, -1, -1))
+        assert torch.equal(ours.keys, theirs.keys) and torch.equal(ours.values, theirs.values)
+
+
 def test_hrm_generation_runs_every_segment():
     model = tiny_model("hrm", halt_max_steps=3).eval()
     ids = prompt(shape=(1, 5))
