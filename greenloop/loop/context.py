@@ -20,7 +20,7 @@ from pathlib import Path
 from typing_extensions import Self
 
 from greenloop.loop.config import CycleConfig
-from greenloop.loop.edit_format import EditError, apply_edit, edit_of, number_lines
+from greenloop.loop.edit_format import EditError, apply_edit, edit_of, edit_prompt
 from greenloop.tasks import TaskSet, load_tasks
 from greenloop.types import Task
 
@@ -99,7 +99,7 @@ class LoopContext:
         if self.style == "raw":
             return broken
         if self.style == "edit":
-            return number_lines(broken)
+            return edit_prompt(broken)
         hint = task.meta.get("hint", "")
         return INSTRUCT.format(language=task.meta.get("language", "python"), hint=f"{hint} " if hint else "",
                                broken=broken if broken.endswith("\n") else broken + "\n")

@@ -11,6 +11,10 @@ with its lines numbered (`7| code`), and the answer is one block per changed reg
 
 Blocks refer to the broken program's line numbers and may come in any order; blocks
 that overlap, point past the end or cannot be read raise `EditError`.
+
+When the program does not parse, the prompt ends with the line Python's parser reports
+(`# parser: line 7`), what a programmer, or an agent's `run_check`, sees first; it comes
+from the broken program alone, so it is there at training and at repair time alike.
 """
 
 from __future__ import annotations
@@ -27,6 +31,14 @@ class EditError(ValueError):
 
 def number_lines(program: str) -> str:
     return "".join(f"{i}| {line}\n" for i, line in enumerate(program.splitlines(), 1))
+
+
+def edit_prompt(program: str) -> str:
+    """The numbered program, and the parser's error line when it does not parse."""
+    from greenloop.text.hints import NO_HINT, parser_error_line
+
+    row = parser_error_line(program)
+    return number_lines(program) + ("" if row == NO_HINT else f"# parser: line {row + 1}\n")
 
 
 def edit_of(broken: str, fixed: str) -> str:

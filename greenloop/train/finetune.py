@@ -210,11 +210,11 @@ def read_examples(source: str | Path, style: str = "raw") -> list[tuple[str, str
     records. Buggy/fixed pairs are put in `style`: `raw` (the buggy program → the fixed
     one) or `edit` (numbered buggy lines → the edit, as the self-improvement loop asks)."""
     from greenloop.io import DataError, read_jsonl
-    from greenloop.loop.edit_format import edit_of, number_lines
+    from greenloop.loop.edit_format import edit_of, edit_prompt
 
     if style not in ("raw", "edit"):
         raise ValueError(f"--format must be raw or edit, got {style!r}")
-    shaped = (lambda b, f: (number_lines(b), edit_of(b, f))) if style == "edit" else (lambda b, f: (b, f))
+    shaped = (lambda b, f: (edit_prompt(b), edit_of(b, f))) if style == "edit" else (lambda b, f: (b, f))
     path = Path(source)
     if path.is_dir():
         from greenloop.data.shards import input_shards, read_pairs

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from greenloop.loop.edit_format import edit_of, number_lines
+from greenloop.loop.edit_format import edit_of, edit_prompt
 from greenloop.policy import Generation
 from greenloop.tasks import load_tasks
 
@@ -16,7 +16,7 @@ class Oracle:
 
     def __init__(self, knows: set[str], task_specs: str, delay_s: float = 0.0, style: str = "edit"):
         tasks = load_tasks(task_specs).tasks.values()
-        shown = number_lines if style == "edit" else (lambda text: text)
+        shown = edit_prompt if style == "edit" else (lambda text: text)
         self.by_prompt = {shown(t.meta.get("broken", t.prompt)): t for t in tasks}
         self.knows, self.delay_s, self.style = knows, delay_s, style
 

@@ -1,6 +1,6 @@
 import pytest
 
-from greenloop.loop.edit_format import EditError, apply_edit, edit_of, number_lines
+from greenloop.loop.edit_format import EditError, apply_edit, edit_of, edit_prompt, number_lines
 
 BROKEN = "def f(xs):\n    t = 0\n    for x in xs\n        t += x\n    print(t)\n"
 FIXED = "def f(xs):\n    t = 0\n    for x in xs:\n        t += x\n    return t\n"
@@ -21,8 +21,10 @@ def test_insertions_and_deletions(fixed):
     assert apply_edit(BROKEN, edit_of(BROKEN, fixed)) == fixed
 
 
-def test_numbered_prompt():
+def test_numbered_prompt_with_the_parser_line_when_it_does_not_parse():
     assert number_lines(BROKEN).splitlines()[2] == "3|     for x in xs"
+    assert edit_prompt(BROKEN).endswith("5|     print(t)\n# parser: line 3\n")
+    assert edit_prompt(FIXED) == number_lines(FIXED)
 
 
 @pytest.mark.parametrize("edit, message", [
