@@ -158,7 +158,8 @@ def curate(ctx: LoopContext, cycle: int) -> list[dict]:
     examples = []
     for task_id, episodes in sorted(by_task.items()):
         task = ctx.train.tasks.get(task_id)
-        passing = sorted({ctx.program_of(task, e.completion) for e in episodes if e.passed})
+        passing = sorted({e.completion if e.mode is EpisodeMode.AGENT else ctx.program_of(task, e.completion)
+                          for e in episodes if e.passed})  # an agent episode stores the final file itself
         after_failure = any(not e.passed for e in episodes) or any(e.first_error_signature for e in episodes if e.passed)
         for program in passing[:ctx.config.per_task_examples]:
             examples.append({"task_id": task_id, "cycle": cycle, "prompt": ctx.prompt(task),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from greenloop.loop.edit_format import edit_of, edit_prompt
+from greenloop.loop.edit_format import edit_of, edit_prompt, number_lines
 from greenloop.policy import Generation
 from greenloop.tasks import load_tasks
 
@@ -16,7 +16,7 @@ class Oracle:
 
     def __init__(self, knows: set[str], task_specs: str, delay_s: float = 0.0, style: str = "edit"):
         tasks = load_tasks(task_specs).tasks.values()
-        shown = edit_prompt if style == "edit" else (lambda text: text)
+        shown = {"edit": edit_prompt, "agent": number_lines}.get(style, lambda text: text)
         self.by_prompt = {shown(t.meta.get("broken", t.prompt)): t for t in tasks}
         self.knows, self.delay_s, self.style = knows, delay_s, style
 
@@ -39,4 +39,25 @@ def factory(schedule: dict[str, set[str]], task_specs: str, delay_s: float = 0.0
     def make(checkpoint: str, path: str) -> Oracle:
         knows = schedule.get(checkpoint, schedule[max(schedule, key=len)])
         return Oracle(knows, task_specs, delay_s, style)
+    return make
+
+
+class AgentOracle(Oracle):
+    """Tool calls for the agent mode: a patch with the reference fix for known tasks (an
+    empty-handed check for the others), then the tests."""
+
+    def answer(self, prompt: str) -> str:
+        from greenloop.agent.patch import make_diff
+
+        task = next(t for shown, t in self.by_prompt.items() if shown in prompt)
+        if "[apply_patch]" in prompt or "[run_check]" in prompt:
+            return "<run_tests/>"
+        if task.task_id not in self.knows:
+            return "<run_check/>"
+        return f"<apply_patch>\n{make_diff(task.meta.get('broken', task.prompt), task.reference)}</apply_patch>"
+
+
+def agent_factory(schedule: dict[str, set[str]], task_specs: str):
+    def make(checkpoint: str, path: str) -> AgentOracle:
+        return AgentOracle(schedule.get(checkpoint, schedule[max(schedule, key=len)]), task_specs, style="agent")
     return make

@@ -151,3 +151,27 @@ def test_a_run_killed_mid_day_resumes_without_losing_or_repeating_work(setup):
         assert len(day) == 2 * n_train and len({(e.task_id, e.sample_idx) for e in day}) == len(day)
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["cycle"] for r in rows] == [0, 1] and rows[1]["promoted"] and rows[1]["passed"] == 9
+
+
+def test_agent_mode_stores_each_step_of_each_episode(setup):
+    from tests.loop.oracle import agent_factory
+
+    _, _, train, frozen = setup
+    train_ids = sorted(load_tasks(train).tasks)
+    make = agent_factory({"base": set(frozen[:4]) | set(train_ids[:3]), "cycle-1": set(frozen[:6])}, f"{train},{FROZEN}")
+    rows = run_cycles(config(setup, "agent", mode="agent", max_steps=3), 1, show_progress=False, policy_factory=make)
+    assert rows[0]["passed"] == 4 and rows[0]["median_steps_to_green"] == 2
+    assert rows[1]["day"]["tasks_solved"] == 3 and rows[1]["passed"] == 6
+    with EpisodeStore(setup[0] / "agent" / "store.db", readonly=True) as store:
+        solved = [e for e in store.episodes(phase="eval", cycle=0) if e.passed]
+        assert [s.command for s in solved[0].steps] == ["apply_patch", "run_tests"] and solved[0].steps[0].diff
+        stuck = next(e for e in store.episodes(phase="eval", cycle=0) if not e.passed)
+        assert [s.command for s in stuck.steps] == ["run_check", "run_tests", "run_tests"]
+        assert stuck.first_error_signature and stuck.steps_to_green is None
+    from greenloop.io import read_jsonl
+    from greenloop.loop.edit_format import apply_edit
+
+    tasks = load_tasks(train).tasks
+    for row in read_jsonl(setup[0] / "agent" / "sleep" / "cycle-1.jsonl"):  # trained on the fixes the agent made
+        task = tasks[row.data["task_id"]]
+        assert apply_edit(task.meta["broken"], row.data["completion"]) == task.reference
