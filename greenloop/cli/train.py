@@ -25,7 +25,8 @@ def _add_sft(sub) -> None:
     p.add_argument("--model-set", action="append", default=[], metavar="FIELD=VALUE",
                    help="with --model gpt|hrm: a model config field (repeatable), e.g. hidden_size=256")
     p.add_argument("--data", required=True, help="a data folder of buggy→fixed pairs (`greenloop data mutate`), "
-                   "or a JSONL file of prompt/completion records")
+                   "tasks:SPEC (broken program → reference, e.g. tasks:repair:humaneval@train), or a JSONL file "
+                   "of prompt/completion (or buggy/fixed) records")
     p.add_argument("--out", required=True, help="where the trained model folder is written")
     p.add_argument("--format", choices=("raw", "edit"), default="raw",
                    help="buggy→fixed pairs as raw (whole fixed program) or edit (numbered lines → the edit; what "

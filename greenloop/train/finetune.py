@@ -205,8 +205,9 @@ def init_model_folder(kind: str, tokenizer_dir: str | Path, out_dir: str | Path,
 
 
 def read_examples(source: str | Path, style: str = "raw") -> list[tuple[str, str]]:
-    """(prompt, completion) pairs from a data folder (`greenloop data mutate` and the like)
-    or a JSONL file of `prompt`/`completion` records (taken as they are) or `buggy`/`fixed`
+    """(prompt, completion) pairs from a data folder (`greenloop data mutate` and the like),
+    `tasks:SPEC` (each task's broken program and its reference: repair tasks, koans), or a
+    JSONL file of `prompt`/`completion` records (taken as they are) or `buggy`/`fixed`
     records. Buggy/fixed pairs are put in `style`: `raw` (the buggy program → the fixed
     one) or `edit` (numbered buggy lines → the edit, as the self-improvement loop asks)."""
     from greenloop.io import DataError, read_jsonl
@@ -215,6 +216,14 @@ def read_examples(source: str | Path, style: str = "raw") -> list[tuple[str, str
     if style not in ("raw", "edit"):
         raise ValueError(f"--format must be raw or edit, got {style!r}")
     shaped = (lambda b, f: (edit_prompt(b), edit_of(b, f))) if style == "edit" else (lambda b, f: (b, f))
+    if str(source).startswith("tasks:"):  # repair tasks and koans: the broken program -> the reference
+        from greenloop.tasks import load_tasks
+
+        tasks = load_tasks(str(source)[len("tasks:"):]).tasks.values()
+        missing = [t.task_id for t in tasks if not t.reference]
+        if missing:
+            raise ValueError(f"{source}: task {missing[0]} has no reference solution to learn")
+        return [shaped(t.meta.get("broken", t.prompt), t.reference) for t in tasks]
     path = Path(source)
     if path.is_dir():
         from greenloop.data.shards import input_shards, read_pairs

@@ -40,3 +40,16 @@ def test_bad_edits_are_refused(edit, message):
 
 def test_blank_lines_after_the_last_block_are_not_inserted():
     assert apply_edit(BROKEN, edit_of(BROKEN, FIXED) + "\n\n") == FIXED
+
+
+def test_sft_examples_from_tasks_are_broken_to_reference_edits():
+    from greenloop.tasks import load_tasks
+    from greenloop.train.finetune import read_examples
+
+    examples = read_examples("tasks:koans:off_by_one@train", "edit")
+    tasks = sorted(load_tasks("koans:off_by_one@train").tasks.values(), key=lambda t: t.task_id)
+    assert len(examples) == len(tasks)
+    prompts = {p: c for p, c in examples}
+    for task in tasks:
+        edit = prompts[edit_prompt(task.meta["broken"])]
+        assert apply_edit(task.meta["broken"], edit).strip() == task.reference.strip()
