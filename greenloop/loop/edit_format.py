@@ -12,9 +12,11 @@ with its lines numbered (`7| code`), and the answer is one block per changed reg
 Blocks refer to the broken program's line numbers and may come in any order; blocks
 that overlap, point past the end or cannot be read raise `EditError`.
 
-When the program does not parse, the prompt ends with the line Python's parser reports
-(`# parser: line 7`), what a programmer, or an agent's `run_check`, sees first; it comes
-from the broken program alone, so it is there at training and at repair time alike.
+When the program does not parse, the prompt ends with the line Python's parser reports,
+repeated (`# parser: line 7` then `7| code`): what a programmer, or an agent's
+`run_check`, sees first. It comes from the broken program alone, so it is there at
+training and at repair time alike, and it puts the line to fix right before the answer,
+where a small model copies it far more reliably than from the middle of the program.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ def edit_prompt(program: str) -> str:
     from greenloop.text.hints import NO_HINT, parser_error_line
 
     row = parser_error_line(program)
-    return number_lines(program) + ("" if row == NO_HINT else f"# parser: line {row + 1}\n")
+    if row == NO_HINT:
+        return number_lines(program)
+    return number_lines(program) + f"# parser: line {row + 1}\n{row + 1}| {program.splitlines()[row]}\n"
 
 
 def edit_of(broken: str, fixed: str) -> str:

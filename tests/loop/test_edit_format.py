@@ -23,7 +23,7 @@ def test_insertions_and_deletions(fixed):
 
 def test_numbered_prompt_with_the_parser_line_when_it_does_not_parse():
     assert number_lines(BROKEN).splitlines()[2] == "3|     for x in xs"
-    assert edit_prompt(BROKEN).endswith("5|     print(t)\n# parser: line 3\n")
+    assert edit_prompt(BROKEN).endswith("5|     print(t)\n# parser: line 3\n3|     for x in xs\n")
     assert edit_prompt(FIXED) == number_lines(FIXED)
 
 
