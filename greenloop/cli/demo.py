@@ -8,9 +8,10 @@
    fails a test the reference passes), then `data validate` and `data split`, written as
    Parquet under OUT_DIR/data/split.
 3. A short self-improvement cycle (`--skip-loop` leaves it out): a code tokenizer and a
-   small GPT pre-trained for a few minutes on verified stdlib repair pairs, then
-   `greenloop cycle --cycles 1` on the built-in koans and HumanEval repair tasks (baseline
-   on a frozen set, day, sleep, eval, gate); prints where its report and plots are.
+   small GPT pre-trained for a few minutes on stdlib repair pairs, then shown part of the
+   training split's repairs, then `greenloop cycle --cycles 1` on the built-in koans and
+   HumanEval repair tasks (baseline on a frozen set, day, sleep, eval, gate); prints where
+   its report and plots are. Too short to improve the model: it shows the machinery.
    Each step is skipped or resumed when its output is already there.
 """
 
@@ -99,10 +100,15 @@ def run_loop_demo(folder: str, workers: int | None) -> int:
                       "--out", f"{folder}/tokenizer"])
     steps.append(["data", "mutate", "--source", "stdlib", "--limit-files", "300", "--per-operator", "1",
                   "--out", f"{folder}/pretrain-pairs", *workers_args])
-    if not os.path.exists(f"{folder}/start/config.json"):
-        steps.append(["train", "sft", "--model", "gpt", "--tokenizer", f"{folder}/tokenizer", "--format", "edit",
-                      "--data", f"{folder}/pretrain-pairs", "--steps", "150", "--batch-size", "16", "--lr", "1e-3",
-                      "--max-len", "384", "--out", f"{folder}/start"])
+    if not os.path.exists(f"{folder}/stdlib-model/config.json"):
+        steps.append(["train", "sft", "--model", "gpt", "--tokenizer", f"{folder}/tokenizer", "--model-set",
+                      "hidden_size=192", "--format", "edit", "--data", f"{folder}/pretrain-pairs", "--limit", "6000",
+                      "--steps", "150", "--batch-size", "16", "--lr", "2e-3", "--max-len", "384",
+                      "--out", f"{folder}/stdlib-model"])
+    if not os.path.exists(f"{folder}/start/config.json"):  # a first look at the training split's repairs
+        steps.append(["train", "sft", "--model", f"{folder}/stdlib-model", "--format", "edit", "--data",
+                      "tasks:koans@train,repair:humaneval@train", "--limit", "600", "--steps", "60",
+                      "--batch-size", "16", "--lr", "1e-3", "--max-len", "512", "--out", f"{folder}/start"])
     steps.append(["cycle", "--model", f"{folder}/start", "--out", f"{folder}/run", "--cycles", "1",
                   "--train-per-day", "40", "-k", "4", "--eval-limit", "100", "--max-tokens", "64",
                   "--sleep-steps", "20", *workers_args])
