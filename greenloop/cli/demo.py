@@ -107,10 +107,10 @@ def run_loop_demo(folder: str, workers: int | None) -> int:
                       "--out", f"{folder}/stdlib-model"])
     if not os.path.exists(f"{folder}/start/config.json"):  # a first look at the training split's repairs
         steps.append(["train", "sft", "--model", f"{folder}/stdlib-model", "--format", "edit", "--data",
-                      "tasks:koans@train,repair:humaneval@train", "--limit", "600", "--steps", "60",
-                      "--batch-size", "16", "--lr", "1e-3", "--max-len", "512", "--out", f"{folder}/start"])
+                      "tasks:koans@train,repair:humaneval@train", "--limit", "600", "--steps", "150",
+                      "--batch-size", "16", "--lr", "2e-3", "--max-len", "512", "--out", f"{folder}/start"])
     steps.append(["cycle", "--model", f"{folder}/start", "--out", f"{folder}/run", "--cycles", "1",
-                  "--train-per-day", "40", "-k", "4", "--eval-limit", "100", "--max-tokens", "64",
+                  "--train-per-day", "60", "-k", "8", "--eval-limit", "100", "--max-tokens", "64",
                   "--sleep-steps", "20", *workers_args])
     for argv in steps:
         print("\n$ greenloop " + " ".join(argv), flush=True)
