@@ -43,8 +43,11 @@ class CycleConfig:
             raise ValueError(f"mode must be 'sample' or 'agent', got {self.mode!r}")
         if self.prompt_style not in ("auto", "edit", "raw", "instruct"):
             raise ValueError(f"prompt_style must be auto, edit, raw or instruct, got {self.prompt_style!r}")
-        if self.k < 1 or self.replay_ratio < 0 or self.per_task_examples < 1:
-            raise ValueError("k and per_task_examples must be >= 1 and replay_ratio >= 0")
+        for name, value, least in (("k", self.k, 1), ("per_task_examples", self.per_task_examples, 1),
+                                   ("max_tokens", self.max_tokens, 1), ("max_steps", self.max_steps, 1),
+                                   ("batch_size", self.batch_size, 1), ("replay_ratio", self.replay_ratio, 0)):
+            if value < least:
+                raise ValueError(f"cycle config {name}: must be >= {least}, got {value}")
 
     def to_dict(self) -> dict:
         return asdict(self)

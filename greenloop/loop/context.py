@@ -53,6 +53,10 @@ class LoopContext:
         self.train = load_tasks(config.train_tasks)
         self.frozen = load_tasks(config.eval_tasks)
         check_no_leak(self.train, self.frozen)
+        unknown = sorted(set(config.gate.critical) - set(self.frozen.tasks))
+        if unknown:
+            raise ValueError(f"--critical names tasks that are not in the frozen set ({config.eval_tasks}): "
+                             f"{', '.join(unknown[:3])}")
         style = config.prompt_style
         self.style = style if style != "auto" else ("edit" if is_greenloop_model(config.model) else "instruct")
         self.store = EpisodeStore(self.folder / "store.db")

@@ -39,8 +39,12 @@ class FinetuneConfig:
     chat: bool = False   # transformers models: the prompt as a user message in the chat template (as policies ask)
 
     def __post_init__(self):
-        if self.steps < 1 or self.batch_size < 1 or self.lr <= 0 or self.max_len < 8:
-            raise ValueError("finetune needs steps >= 1, batch_size >= 1, lr > 0 and max_len >= 8")
+        for name, value, least in (("steps", self.steps, 1), ("batch_size", self.batch_size, 1),
+                                   ("max_len", self.max_len, 8)):
+            if value < least:
+                raise ValueError(f"finetune {name}: must be >= {least}, got {value}")
+        if self.lr <= 0:
+            raise ValueError(f"finetune lr: must be > 0, got {self.lr}")
 
 
 def is_greenloop_model(folder: str | Path) -> bool:

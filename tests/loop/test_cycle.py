@@ -90,6 +90,11 @@ def test_resume_skips_finished_work_and_refuses_other_settings(setup):
         assert len(store.episodes(phase="eval", cycle=0)) == len(frozen)
     with pytest.raises(ValueError, match="other settings .*k"):
         run_cycles(config(setup, "again", k=3), 2, show_progress=False, policy_factory=make)
+    with pytest.raises(ValueError, match="cycle config k: must be >= 1, got 0"):
+        config(setup, "bad", k=0)
+    with pytest.raises(ValueError, match="--critical names tasks that are not in the frozen set"):
+        run_cycles(config(setup, "critical", gate=GateConfig(critical=("koans/none",))), 1, show_progress=False,
+                   policy_factory=make)
 
 
 def test_phases_run_one_at_a_time_in_order(setup):
