@@ -1,6 +1,12 @@
 import pytest
 
-from greenloop.loop.edit_format import EditError, apply_edit, edit_of, edit_prompt, number_lines
+from greenloop.loop.edit_format import (
+    EditError,
+    apply_edit,
+    edit_of,
+    edit_prompt,
+    number_lines,
+)
 
 BROKEN = "def f(xs):\n    t = 0\n    for x in xs\n        t += x\n    print(t)\n"
 FIXED = "def f(xs):\n    t = 0\n    for x in xs:\n        t += x\n    return t\n"
