@@ -28,6 +28,14 @@ class DataError(ValueError):
         super().__init__(f"{where}:{what} {message}")
 
 
+def cache_root() -> str:
+    """greenloop's cache folder: $GREENLOOP_CACHE, else $XDG_CACHE_HOME/greenloop, else
+    ~/.cache/greenloop. Its parts: `records/` (the verifier's reference recordings),
+    `repair/` (made repair tasks), `openai/` (server responses)."""
+    return os.environ.get("GREENLOOP_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "greenloop")
+
+
 def open_text(path: str | os.PathLike, mode: str = "r", gz: bool | None = None) -> TextIO:
     """Open a text file, gzipped when the name ends in .gz (or `gz` says so)."""
     path = str(path)

@@ -9,8 +9,8 @@ from greenloop.agent.loop import (
            render_prompt,
            run_agent,
 )
-from greenloop.agent.patch import PatchError, apply_patch, make_diff
+from greenloop.agent.patch import PatchError, apply_patch
 from greenloop.agent.tools import Observation, Workspace, normalise_signature
 
 __all__ = ["AgentConfig", "AgentResult", "Observation", "PatchError", "Step", "ToolCall", "Workspace",
-           "apply_patch", "make_diff", "normalise_signature", "parse_tool_call", "render_prompt", "run_agent"]
+           "apply_patch", "normalise_signature", "parse_tool_call", "render_prompt", "run_agent"]

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 
 from greenloop.agent.tools import Observation, Workspace
-from greenloop.loop.edit_format import number_lines
+from greenloop.text.edit_format import number_lines
 
 PROMPT = """You are fixing a bug in {file_name}. {hint}
 Use exactly one tool per reply:

@@ -110,10 +110,3 @@ def apply_patch(text: str, diff: str) -> str:
         offset += len(hunk.new) - len(hunk.old)
         cursor = index + len(hunk.new)
     return "\n".join(lines) + ("\n" if ends_with_newline and lines else "")
-
-
-def make_diff(before: str, after: str) -> str:
-    """A unified diff from `before` to `after` (what the store records per step)."""
-    from greenloop.data.pairs import unified_diff
-
-    return unified_diff(before, after, context=3) if before != after else ""

@@ -15,7 +15,8 @@ import re
 import warnings
 from dataclasses import dataclass
 
-from greenloop.agent.patch import PatchError, apply_patch, make_diff
+from greenloop.agent.patch import PatchError, apply_patch
+from greenloop.data.pairs import unified_diff
 from greenloop.types import Candidate, Outcome, Task
 
 MAX_SHOWN = 1500  # characters of an error shown back to the model
@@ -58,7 +59,7 @@ class Workspace:
             after = apply_patch(self.text, diff)
         except PatchError as exc:
             return Observation(f"patch refused: {exc}", "error", "patch:" + normalise_signature(str(exc).split(": ", 1)[-1]))
-        change = make_diff(self.text, after)
+        change = unified_diff(self.text, after, context=3)  # what the store records per step
         self.text = after
         if not change:
             return Observation("the patch changed nothing", "ok")

@@ -98,6 +98,8 @@ def run_cycle(args) -> int:
     config = config_from_args(args)
     rows = run_cycles(config, args.cycles, show_progress=not args.quiet, on_row=print_row)
     current = rows[-1]["current"] if rows else "base"
+    seconds = sum(r.get(k, 0) for r in rows for k in ("day_seconds", "sleep_seconds", "eval_seconds"))
+    print(f"phase time over the baseline and {len(rows) - 1} cycles: {seconds:,.0f} s ({seconds / 60:.0f} min)")
     print(f"report: {args.out}/report.md; metrics: {args.out}/metrics.jsonl; plots: {args.out}/plots/; "
           f"episodes: {args.out}/store.db")
     print(f"promoted checkpoint: {current}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 
+from greenloop.cli.verify import TASKS_HELP
 from greenloop.io import write_jsonl
 from greenloop.tasks import load_tasks, task_families
 from greenloop.types import Task
@@ -14,7 +15,7 @@ def add_commands(commands) -> None:
                             description="List the registered task families (no --tasks) or the tasks of a spec; export tasks.")
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     ls = sub.add_parser("ls", help="list families, or the tasks a spec names")
-    ls.add_argument("--tasks", help="humaneval | mbpp:PATH[@split] | jsonl:PATH")
+    ls.add_argument("--tasks", help=TASKS_HELP)
     ls.set_defaults(run=run_ls)
     ex = sub.add_parser("export", help="write tasks as greenloop JSONL, or their reference solutions as samples",
                         description="--format tasks: greenloop's own task schema (see `greenloop.tasks.jsonl_tasks`). "

@@ -78,6 +78,12 @@ def stable_hash(*parts: object) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=8).digest(), "big")
 
 
+def stable_bucket(key: str, buckets: int) -> int:
+    """Which of `buckets` a key falls in, the same in every process and run (the first 32
+    bits of its sha256): the repair tasks' train/eval split, the frozen set's halves."""
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % buckets
+
+
 def difficulty(family: str, tokens_changed: int, distance_lines: int) -> float:
     weight = FAMILY_WEIGHT.get(family, 0.5)
     size = min(1.0, max(0, tokens_changed - 1) / 8)

@@ -4,7 +4,7 @@ tasks are put to the policy.
 
 Three prompt styles:
 - `edit`, for greenloop's own small models: the broken program with numbered lines, and
-  the answer is the edit (`greenloop.loop.edit_format`), a dozen tokens instead of the
+  the answer is the edit (`greenloop.text.edit_format`), a dozen tokens instead of the
   whole program;
 - `raw`: the broken program itself, and the answer is the whole fixed program;
 - `instruct`, for chat-trained LLMs: asks for the fixed program in a fenced block.
@@ -14,18 +14,27 @@ is pre-trained in the style it will be asked in (`greenloop train sft --format`)
 
 from __future__ import annotations
 
+import random
 import sys
 from pathlib import Path
 
 from typing_extensions import Self
 
 from greenloop.loop.config import CycleConfig
-from greenloop.loop.edit_format import EditError, apply_edit, edit_of, edit_prompt
 from greenloop.tasks import TaskSet, load_tasks
+from greenloop.text.edit_format import EditError, apply_edit, edit_of, edit_prompt
 from greenloop.types import Task
 
 INSTRUCT = ("Fix the bug in this {language} program. {hint}Reply with the whole fixed program in one "
             "```{language} block.\n\n```{language}\n{broken}```\n")
+
+
+def _frozen_list(frozen: TaskSet, config: CycleConfig) -> list[Task]:
+    """The frozen tasks every eval answers, by id: all, or a seeded `eval_limit` of them."""
+    tasks = sorted(frozen.tasks.values(), key=lambda t: t.task_id)
+    if config.eval_limit is None or config.eval_limit >= len(tasks):
+        return tasks
+    return sorted(random.Random(f"{config.seed}:frozen").sample(tasks, config.eval_limit), key=lambda t: t.task_id)
 
 
 def check_no_leak(train: TaskSet, frozen: TaskSet) -> None:
@@ -57,6 +66,7 @@ class LoopContext:
         if unknown:
             raise ValueError(f"--critical names tasks that are not in the frozen set ({config.eval_tasks}): "
                              f"{', '.join(unknown[:3])}")
+        self.frozen_list = _frozen_list(self.frozen, config)
         style = config.prompt_style
         self.style = style if style != "auto" else ("edit" if is_greenloop_model(config.model) else "instruct")
         self.store = EpisodeStore(self.folder / "store.db")

@@ -21,18 +21,18 @@ again with the same arguments.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
 
+from greenloop.data.pairs import stable_bucket
 from greenloop.data.shards import write_json
 from greenloop.evaluate.cycle_metrics import TaskResult, summarise
 from greenloop.evaluate.gates import gate, paired_test
 from greenloop.io import write_jsonl
 from greenloop.loop.config import CycleConfig, load_or_write
 from greenloop.loop.context import LoopContext
-from greenloop.loop.phases import eval_results, eval_tasks, run_day, run_eval, run_sleep
+from greenloop.loop.phases import eval_results, run_day, run_eval, run_sleep
 from greenloop.loop.plots import read_metrics
 
 
@@ -59,7 +59,7 @@ class RunState:
 def half_of(task) -> str:
     """`gate` or `confirm`: tasks made from one source function stay in one half."""
     key = str(task.meta.get("source_task") or task.task_id)
-    return "gate" if int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 2 == 0 else "confirm"
+    return "gate" if stable_bucket(key, 2) == 0 else "confirm"
 
 
 def _append_metrics(ctx: LoopContext, row: dict) -> None:
@@ -92,7 +92,7 @@ def baseline(ctx: LoopContext, state: RunState) -> dict:
     started = time.perf_counter()
     results = run_eval(ctx, 0, "base")
     summary = _record(ctx, 0, "base", results, None)
-    halves = {t.task_id: half_of(t) for t in eval_tasks(ctx)}
+    halves = {t.task_id: half_of(t) for t in ctx.frozen_list}
     confirm = [r.passed for t, r in results.items() if halves[t] == "confirm"]
     row = {"cycle": 0, "checkpoint": "base", "promoted": True, "current": "base", **summary,
            "confirm_half": {"tasks": len(confirm), "pass_rate": sum(confirm) / max(1, len(confirm))},
@@ -105,11 +105,11 @@ def baseline(ctx: LoopContext, state: RunState) -> dict:
 def _comparisons(ctx: LoopContext, state: RunState, after: dict[str, TaskResult]) -> tuple:
     """The gate's decision (gate half, against the promoted checkpoint) and the paired
     test against the baseline (confirm half)."""
-    halves = {t.task_id: half_of(t) for t in eval_tasks(ctx)}
+    halves = {t.task_id: half_of(t) for t in ctx.frozen_list}
     before, base = eval_results(ctx, state.current_eval_cycle), eval_results(ctx, 0)
     gate_ids = {t for t in after if halves[t] == "gate"} & set(before)
     confirm_ids = {t for t in after if halves[t] == "confirm"} & set(base)
-    critical = {t.task_id for t in eval_tasks(ctx) if t.meta.get("critical")}
+    critical = {t.task_id for t in ctx.frozen_list if t.meta.get("critical")}
     decision = gate(_passes(before, gate_ids), _passes(after, gate_ids), {t: after[t].family for t in gate_ids},
                     critical & gate_ids, ctx.config.gate)
     confirm = paired_test(_passes(base, confirm_ids), _passes(after, confirm_ids))
@@ -142,7 +142,7 @@ def one_cycle(ctx: LoopContext, state: RunState, cycle: int) -> dict:
         decision, gate_row, confirm_row, before = _comparisons(ctx, state, after)
         row.update(checkpoint=candidate, promoted=decision.promote, **_record(ctx, cycle, candidate, after, before),
                    gate=decision.summary(), gate_reasons=decision.reasons, gate_half=gate_row,
-                   confirm_half=confirm_row, infra_errors=len(eval_tasks(ctx)) - len(after))
+                   confirm_half=confirm_row, infra_errors=len(ctx.frozen_list) - len(after))
         if decision.promote:
             state.current, state.current_eval_cycle = candidate, cycle
     row["current"] = state.current

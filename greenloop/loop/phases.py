@@ -42,14 +42,6 @@ def day_tasks(ctx: LoopContext, cycle: int) -> list[Task]:
     return sorted(random.Random(f"{ctx.config.seed}:day:{cycle}").sample(tasks, limit), key=lambda t: t.task_id)
 
 
-def eval_tasks(ctx: LoopContext) -> list[Task]:
-    tasks = sorted(ctx.frozen.tasks.values(), key=lambda t: t.task_id)
-    limit = ctx.config.eval_limit
-    if limit is None or limit >= len(tasks):
-        return tasks
-    return sorted(random.Random(f"{ctx.config.seed}:frozen").sample(tasks, limit), key=lambda t: t.task_id)
-
-
 def _sampled_episodes(ctx: LoopContext, tasks: list[Task], cycle: int, phase: str, checkpoint: str,
                       n: int, temperature: float) -> None:
     """k answers per task from the policy, verified and stored one episode each."""
@@ -78,7 +70,7 @@ def _sampled_episodes(ctx: LoopContext, tasks: list[Task], cycle: int, phase: st
                 completion=answers[(candidate.task_id, candidate.sample_idx)], tokens_in=out.prompt_tokens[task_index],
                 tokens_out=round(out.completion_tokens[task_index] / n), seconds=seconds,
                 meta={"stage": verdict.stage, "tests_passed": verdict.tests_passed, "tests_total": verdict.tests_total,
-                      "program": candidate.completion if ctx.style == "edit" else None}))
+                      "program": candidate.completion}))  # what was judged: the answer with its edit applied, or extracted
         ctx.progress(f"{phase} {cycle}", min(start + CHUNK, len(tasks)), len(tasks))
 
 
@@ -130,7 +122,7 @@ def run_day(ctx: LoopContext, cycle: int, checkpoint: str) -> dict:
 
 
 def run_eval(ctx: LoopContext, cycle: int, checkpoint: str) -> dict[str, TaskResult]:
-    tasks = eval_tasks(ctx)
+    tasks = ctx.frozen_list
     todo = _pending(ctx, tasks, cycle, "eval", 1)
     if ctx.config.mode == "sample":
         _sampled_episodes(ctx, todo, cycle, "eval", checkpoint, 1, 0.0)
@@ -141,7 +133,7 @@ def run_eval(ctx: LoopContext, cycle: int, checkpoint: str) -> dict[str, TaskRes
 
 def eval_results(ctx: LoopContext, cycle: int) -> dict[str, TaskResult]:
     """The frozen-set answers stored for a cycle, by task; unjudged (INFRA_ERROR) ones left out."""
-    frozen = {t.task_id: t for t in eval_tasks(ctx)}
+    frozen = {t.task_id: t for t in ctx.frozen_list}
     return {e.task_id: TaskResult(e.task_id, task_group(frozen[e.task_id]), e.passed, e.steps_to_green,
                                   e.error_signature)
             for e in ctx.store.episodes(run_id=ctx.run_id, cycle=cycle, phase="eval")
@@ -158,7 +150,7 @@ def curate(ctx: LoopContext, cycle: int) -> list[dict]:
     examples = []
     for task_id, episodes in sorted(by_task.items()):
         task = ctx.train.tasks.get(task_id)
-        passing = sorted({e.completion if e.mode is EpisodeMode.AGENT else ctx.program_of(task, e.completion)
+        passing = sorted({e.completion if e.mode is EpisodeMode.AGENT else e.meta["program"]
                           for e in episodes if e.passed})  # an agent episode stores the final file itself
         after_failure = any(not e.passed for e in episodes) or any(e.first_error_signature for e in episodes if e.passed)
         for program in passing[:ctx.config.per_task_examples]:

@@ -35,8 +35,9 @@ Nothing heavy is imported here: the backends load on first use.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from greenloop.registry import Registry
 
@@ -143,6 +144,27 @@ def check_generate_arguments(prompts: Sequence[str], n: int, temperature: float,
         raise ValueError(f"top_p={top_p}: must be in (0, 1]")
 
 
+def check_sampling_config(config) -> None:
+    """What a local and an OpenAI policy config share: `top_p` in (0, 1], `stop` as a tuple
+    (one string allowed), `system` only with `chat`. Call from `__post_init__`."""
+    if not 0 < config.top_p <= 1:
+        raise ValueError(f"top_p={config.top_p}: must be in (0, 1]")
+    object.__setattr__(config, "stop", (config.stop,) if isinstance(config.stop, str) else tuple(config.stop))
+    if config.system is not None and not config.chat:
+        raise ValueError("system: only used with chat=True")
+
+
+def config_from_options(config_class, backend: str, target_field: str, target: str, options: dict):
+    """`config_class(target_field=target, **options)`; unknown options are refused by name."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(config_class)} - {target_field}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"{backend} policy: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return config_class(**{target_field: target}, **options)
+
+
 policies: Registry = Registry("policy", entry_point_group="greenloop.policies")
 policies.register_lazy("local", "greenloop.policy.local:load_local_policy")
 policies.register_lazy("openai", "greenloop.policy.openai_backend:load_openai_policy")
@@ -159,5 +181,17 @@ def load_policy(spec: str, **options) -> Policy:
     return policies.get(backend)(target, **options)
 
 
-__all__ = ["API_KEY_ENV", "BASE_URL_ENV", "BasePolicy", "FINISH_LENGTH", "FINISH_STOP", "Generation", "Policy",
-           "PolicyError", "TokenUsage", "check_generate_arguments", "load_policy", "policies"]
+__all__ = [
+    "API_KEY_ENV",
+    "BASE_URL_ENV",
+    "FINISH_LENGTH",
+    "FINISH_STOP",
+    "BasePolicy",
+    "Generation",
+    "Policy",
+    "PolicyError",
+    "TokenUsage",
+    "check_generate_arguments",
+    "load_policy",
+    "policies",
+]

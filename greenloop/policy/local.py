@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,6 +35,8 @@ from greenloop.policy import (
     Generation,
     TokenUsage,
     check_generate_arguments,
+    check_sampling_config,
+    config_from_options,
 )
 
 GREENLOOP_CAUSAL_TYPES = ("greenloop_gpt", "greenloop_hrm")
@@ -58,22 +60,12 @@ class LocalPolicyConfig:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch_size={self.batch_size}: must be at least 1")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p={self.top_p}: must be in (0, 1]")
-        if isinstance(self.stop, str):
-            object.__setattr__(self, "stop", (self.stop,))
-        object.__setattr__(self, "stop", tuple(self.stop))
-        if self.system is not None and not self.chat:
-            raise ValueError("system: only used with chat=True")
+        check_sampling_config(self)
 
 
 def load_local_policy(path: str, **options: Any) -> LocalPolicy:
     """`local:PATH`: options are `LocalPolicyConfig` fields."""
-    known = {f.name for f in fields(LocalPolicyConfig)} - {"path"}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ValueError(f"local policy: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return LocalPolicy(LocalPolicyConfig(path=str(path), **options))
+    return LocalPolicy(config_from_options(LocalPolicyConfig, "local", "path", str(path), options))
 
 
 def resolve_model_path(path: str, gguf_file: str | None) -> tuple[Path, str | None]:

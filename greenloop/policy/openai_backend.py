@@ -18,7 +18,7 @@
   fewer choices is sent single requests for the rest (with `seed`, sample i gets seed + i,
   so they differ), and is not asked for n > 1 again.
 - cache: every response is kept on disk, one JSON file per request under `cache_dir`
-  (default $XDG_CACHE_HOME/greenloop/openai, else ~/.cache/greenloop/openai), named by the
+  (default `openai/` in greenloop's cache: `greenloop.io.cache_root`), named by the
   sha256 of the whole request: base URL, model, mode, prompt or messages, n, temperature,
   max_tokens, top_p, stop and seed. A rerun of the same requests sends nothing, sampled
   ones (temperature > 0) included: a rerun is meant to be free and to reproduce. For fresh
@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -49,6 +49,8 @@ from greenloop.policy import (
     PolicyError,
     TokenUsage,
     check_generate_arguments,
+    check_sampling_config,
+    config_from_options,
 )
 
 log = logging.getLogger(__name__)
@@ -80,7 +82,7 @@ class OpenAIPolicyConfig:
     timeout_s: float = 300.0      # per request
     max_concurrency: int = 8      # requests in flight at once
     cache: bool = True            # answer repeated requests from cache_dir
-    cache_dir: str | None = None  # None: $XDG_CACHE_HOME/greenloop/openai or ~/.cache/greenloop/openai
+    cache_dir: str | None = None  # None: openai/ in greenloop's cache (greenloop.io.cache_root)
     name: str | None = None       # Policy.name; default: the model
 
     def __post_init__(self) -> None:
@@ -90,24 +92,18 @@ class OpenAIPolicyConfig:
             raise ValueError("max_retries must be >= 0 and max_concurrency >= 1")
         if self.backoff_s < 0 or self.backoff_max_s < 0 or self.timeout_s <= 0:
             raise ValueError("backoff_s and backoff_max_s must be >= 0, timeout_s > 0")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p={self.top_p}: must be in (0, 1]")
-        object.__setattr__(self, "stop", (self.stop,) if isinstance(self.stop, str) else tuple(self.stop))
-        if self.system is not None and not self.chat:
-            raise ValueError("system: only used with chat=True")
+        check_sampling_config(self)
 
 
 def load_openai_policy(model: str, **options: Any) -> OpenAIPolicy:
     """`openai:MODEL`: options are `OpenAIPolicyConfig` fields."""
-    known = {f.name for f in fields(OpenAIPolicyConfig)} - {"model"}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ValueError(f"openai policy: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return OpenAIPolicy(OpenAIPolicyConfig(model=model, **options))
+    return OpenAIPolicy(config_from_options(OpenAIPolicyConfig, "openai", "model", model, options))
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "greenloop" / "openai"
+    from greenloop.io import cache_root
+
+    return Path(cache_root()) / "openai"
 
 
 class ResponseCache:

@@ -29,15 +29,16 @@ EVAL_SHARE = 3  # one source task in three is frozen for evaluation
 
 
 def split_of(source_task: str) -> str:
-    digest = int(hashlib.sha256(source_task.encode()).hexdigest()[:8], 16)
-    return "eval" if digest % EVAL_SHARE == 0 else "train"
+    from greenloop.data.pairs import stable_bucket
+
+    return "eval" if stable_bucket(source_task, EVAL_SHARE) == 0 else "train"
 
 
 def _mutate_dir(source: str) -> Path:
-    from greenloop.verify.record import cache_dir
+    from greenloop.io import cache_root
 
     key = hashlib.sha256(source.encode()).hexdigest()[:16]
-    return Path(cache_dir()).parent / "repair" / key
+    return Path(cache_root()) / "repair" / key
 
 
 def _ensure_mutants(source: str) -> Path:

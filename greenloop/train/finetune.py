@@ -215,7 +215,7 @@ def read_examples(source: str | Path, style: str = "raw") -> list[tuple[str, str
     records. Buggy/fixed pairs are put in `style`: `raw` (the buggy program → the fixed
     one) or `edit` (numbered buggy lines → the edit, as the self-improvement loop asks)."""
     from greenloop.io import DataError, read_jsonl
-    from greenloop.loop.edit_format import edit_of, edit_prompt
+    from greenloop.text.edit_format import edit_of, edit_prompt
 
     if style not in ("raw", "edit"):
         raise ValueError(f"--format must be raw or edit, got {style!r}")

@@ -20,6 +20,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+from greenloop.io import cache_root
 from greenloop.sandbox import codec
 from greenloop.verify.deadline import time_guard
 from greenloop.types import Task
@@ -221,9 +222,7 @@ RECORD_FORMAT = 2
 def cache_dir() -> str:
     """Where recordings are kept between runs. They hold expected values, so the
     verifier hides this directory from candidates like any task data."""
-    base = os.environ.get("GREENLOOP_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "greenloop")
-    return os.path.join(base, "records")
+    return os.path.join(cache_root(), "records")
 
 
 def _cache_path(task: Task) -> str:

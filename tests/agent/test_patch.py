@@ -1,13 +1,14 @@
 import pytest
 
-from greenloop.agent.patch import PatchError, apply_patch, make_diff, parse_diff
+from greenloop.agent.patch import PatchError, apply_patch, parse_diff
+from greenloop.data.pairs import unified_diff
 
 FILE = "def f(n):\n    total = 0\n    for i in range(n):\n        total += i\n    return total\n"
 
 
 def test_round_trip_of_a_made_diff():
     after = FILE.replace("range(n)", "range(n + 1)")
-    assert apply_patch(FILE, make_diff(FILE, after)) == after
+    assert apply_patch(FILE, unified_diff(FILE, after, context=3)) == after
 
 
 def test_drifted_line_numbers_and_missing_headers_still_apply():

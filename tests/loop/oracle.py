@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import time
 
-from greenloop.loop.edit_format import edit_of, edit_prompt, number_lines
 from greenloop.policy import Generation
 from greenloop.tasks import load_tasks
+from greenloop.text.edit_format import edit_of, edit_prompt, number_lines
 
 
 class Oracle:
@@ -47,14 +47,14 @@ class AgentOracle(Oracle):
     empty-handed check for the others), then the tests."""
 
     def answer(self, prompt: str) -> str:
-        from greenloop.agent.patch import make_diff
+        from greenloop.data.pairs import unified_diff
 
         task = next(t for shown, t in self.by_prompt.items() if shown in prompt)
         if "[apply_patch]" in prompt or "[run_check]" in prompt:
             return "<run_tests/>"
         if task.task_id not in self.knows:
             return "<run_check/>"
-        return f"<apply_patch>\n{make_diff(task.meta.get('broken', task.prompt), task.reference)}</apply_patch>"
+        return f"<apply_patch>\n{unified_diff(task.meta.get('broken', task.prompt), task.reference, context=3)}</apply_patch>"
 
 
 def agent_factory(schedule: dict[str, set[str]], task_specs: str):

@@ -174,7 +174,7 @@ def test_agent_mode_stores_each_step_of_each_episode(setup):
         assert [s.command for s in stuck.steps] == ["run_check", "run_tests", "run_tests"]
         assert stuck.first_error_signature and stuck.steps_to_green is None
     from greenloop.io import read_jsonl
-    from greenloop.loop.edit_format import apply_edit
+    from greenloop.text.edit_format import apply_edit
 
     tasks = load_tasks(train).tasks
     for row in read_jsonl(setup[0] / "agent" / "sleep" / "cycle-1.jsonl"):  # trained on the fixes the agent made

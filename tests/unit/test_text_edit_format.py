@@ -1,6 +1,6 @@
 import pytest
 
-from greenloop.loop.edit_format import (
+from greenloop.text.edit_format import (
     EditError,
     apply_edit,
     edit_of,
