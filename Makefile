@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints/cpu.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints/cpu.txt -e '.[dev,data,train,export,loop]'
+	$(PY) -m pip install -q -c constraints/cpu.txt -e '.[dev,data,train,export,loop,kernels]'
 	touch $(STAMP)
 
 install: $(STAMP)

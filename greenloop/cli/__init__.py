@@ -12,7 +12,7 @@ from greenloop.registry import RegistryError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from greenloop.cli import data, demo, export, loop, sample, serve_model, store, tasks, text, train, verify
+    from greenloop.cli import data, demo, export, kernels, loop, sample, serve_model, store, tasks, text, train, verify
 
     parser = argparse.ArgumentParser(
         prog="greenloop",
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     store.add_commands(commands)
     serve_model.add_commands(commands)
     loop.add_commands(commands)
+    kernels.add_commands(commands)
     demo.add_commands(commands)
     return parser
 

@@ -103,7 +103,17 @@ def _finish() -> None:
 
 
 def run_job(job: dict) -> None:
-    """Compile and run the candidate, writing one frame per call. Never returns."""
+    """Compile and run the candidate, writing one frame per call. Never returns. A job
+    with a `runner` is handed to that module's `run_job(job, write, finish)`; the module
+    must have been loaded by the server (the pool's `warm_modules`): nothing is imported
+    here from outside the candidate's root."""
+    if job.get("runner"):
+        runner = sys.modules.get(job["runner"])
+        if runner is None:
+            _write({"phase": "compile", "raise": "ImportError", "msg": f"runner {job['runner']} is not loaded"})
+            _finish()
+        runner.run_job(job, _write, _finish)
+        _finish()
     started = time.perf_counter()
     namespace: dict = {"__name__": "__main__", "__builtins__": __builtins__}
     try:

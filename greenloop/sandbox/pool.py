@@ -89,7 +89,11 @@ class WorkerPool:
     """`with WorkerPool(workers=2) as pool: for index, result in pool.run(jobs): ...`"""
 
     def __init__(self, workers: int | None = None, isolation: str = "auto", hidden_paths: Iterable[str] = (),
-                 limits: Limits = Limits()):
+                 limits: Limits = Limits(), warm_modules: Iterable[str] = (), devices: Iterable[str] = ()):
+        """`warm_modules` are imported by each fork server before its zygote forks, so
+        candidates start with them loaded (`torch` for kernel jobs), and a module named
+        by a job's `runner` must be among them. `devices` are extra /dev entries (names
+        or globs, e.g. `nvidia*`) bound into the candidate's root, for GPU work."""
         if isolation not in ("auto", "none"):
             raise ValueError(f"isolation must be 'auto' or 'none', got {isolation!r}")
         self.size = workers or os.cpu_count() or 1
@@ -97,7 +101,8 @@ class WorkerPool:
         os.chmod(self.scratch, 0o711)
         self.log_dir = tempfile.mkdtemp(prefix="greenloop-logs-")
         hidden = sorted({str(Path(p).resolve()) for p in hidden_paths})
-        self.config = {"isolation": isolation, "scratch": self.scratch, "hidden": hidden, "limits": limits.to_dict()}
+        self.config = {"isolation": isolation, "scratch": self.scratch, "hidden": hidden, "limits": limits.to_dict(),
+                       "warm": list(warm_modules), "devices": list(devices)}
         self.selector = selectors.DefaultSelector()
         self.workers: list[_Worker] = []
         self.next_id = 0

@@ -12,6 +12,7 @@ work area (a private tmpfs at the scratch path) is writable.
 
 from __future__ import annotations
 
+import glob
 import os
 import platform
 
@@ -43,11 +44,13 @@ def _bind_into(root: str, path: str, bound: list[str]) -> None:
     bound.append(path)
 
 
-def _minimal_dev(root: str) -> None:
-    """A /dev with only the harmless character devices, not the host's disks, kvm or fuse."""
+def _minimal_dev(root: str, extra: list[str]) -> None:
+    """A /dev with only the harmless character devices, not the host's disks, kvm or fuse,
+    plus the `extra` ones the pool was asked for (GPU device nodes for kernel timing)."""
     dev = os.path.join(root, "dev")
     os.makedirs(dev, mode=0o755, exist_ok=True)
-    for name in DEVICES:
+    wanted = [*DEVICES, *(os.path.basename(p) for pattern in extra for p in glob.glob(os.path.join("/dev", pattern)))]
+    for name in wanted:
         source = os.path.join("/dev", name)
         if os.path.exists(source):
             open(os.path.join(dev, name), "w").close()
@@ -64,7 +67,7 @@ def pivot_root(new_root: str, put_old: str) -> None:
     check(0 if _libc.syscall(number, new_root.encode(), put_old.encode()) == 0 else -1, "pivot_root")
 
 
-def build_root(report: IsolationReport, scratch: str, hidden: list[str]) -> None:
+def build_root(report: IsolationReport, scratch: str, hidden: list[str], devices: list[str] = ()) -> None:
     """Replace this mount namespace's root with a minimal read-only one. `scratch` (an
     existing host directory) is where it is built, and, afterwards, the path of the
     writable work area. Raises OSError if the kernel refuses a step."""
@@ -74,7 +77,7 @@ def build_root(report: IsolationReport, scratch: str, hidden: list[str]) -> None
     bound: list[str] = []
     for path in (*SYSTEM_DIRS, *interpreter_paths()):
         _bind_into(root, path, bound)
-    _minimal_dev(root)
+    _minimal_dev(root, list(devices))
     for path in hidden:
         real = os.path.realpath(path)
         hide_path(path, root + real, report)

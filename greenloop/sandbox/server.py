@@ -249,7 +249,7 @@ def main(argv: list[str]) -> int:
         report.notes.append("isolation disabled by configuration")
     else:
         enter_namespaces(report)
-    for name in WARM_MODULES:
+    for name in (*WARM_MODULES, *config.get("warm", ())):
         __import__(name)
     # Decided before the zygote builds the new root: this process sees it too, without /proc.
     drop_uid = os.getuid() == 0 and not in_user_namespace()
@@ -281,7 +281,7 @@ def _zygote_main(sock: socket.socket, report: IsolationReport, config: dict) -> 
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the server gone: this namespace goes too
     if report.level == "namespaces":
         try:
-            build_root(report, config["scratch"], config.get("hidden", []))
+            build_root(report, config["scratch"], config.get("hidden", []), config.get("devices", []))
         except OSError as exc:
             report.notes.append(f"could not build a minimal root ({exc}); using the host tree read-only")
             readonly_host_tree(report, config["scratch"], config.get("hidden", []))

@@ -30,6 +30,7 @@ task_families.register_lazy("jsonl", "greenloop.tasks.jsonl_tasks:JsonlTasks")
 task_families.register_lazy("koans", "greenloop.tasks.koans:Koans")
 task_families.register_lazy("rust_koans", "greenloop.tasks.rust_koans:RustKoans")
 task_families.register_lazy("repair", "greenloop.tasks.repair_tasks:RepairTasks")
+task_families.register_lazy("kernels", "greenloop.tasks.kernels:KernelTasks")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,40 @@
+"""2-D convolution, 3x3 kernel with padding 1, of a small batch of feature maps.
+
+Variants: shapes vary batch_size, height and width; dtypes float32 and float64; edges zeros, large, negative.
+"""
+
+import torch
+from torch import nn
+
+batch_size = 4
+in_channels = 16
+out_channels = 32
+kernel_size = 3
+height = 32
+width = 32
+
+
+class Model(nn.Module):
+    """nn.Conv2d(in_channels, out_channels, kernel_size, padding=1), with bias."""
+
+    def __init__(self, in_channels, out_channels, kernel_size):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, x):  # (batch_size, in_channels, height, width) -> (batch_size, out_channels, height, width)
+        return self.conv(x)
+
+
+def get_inputs():
+    return [torch.randn(batch_size, in_channels, height, width)]
+
+
+def get_init_inputs():
+    return [in_channels, out_channels, kernel_size]
+
+
+LEVEL = 1
+CATEGORY = "conv"
+SHAPE_VARIANTS = [{"batch_size": 1, "height": 17, "width": 23}, {"batch_size": 3, "height": 1, "width": 1}]
+DTYPES = ["float32", "float64"]
+EDGE_CASES = ["zeros", "large", "negative"]

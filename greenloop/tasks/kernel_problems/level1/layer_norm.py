@@ -1,0 +1,40 @@
+"""Layer normalization over the hidden dimension, with a learned scale and shift.
+
+Variants: shapes vary batch_size and seq_len; dtypes float32 and float64; edges zeros, large, negative.
+"""
+
+import torch
+from torch import nn
+
+batch_size = 16
+seq_len = 128
+hidden = 128
+
+
+class Model(nn.Module):
+    """nn.LayerNorm(hidden); its scale and shift are drawn at construction, so they matter."""
+
+    def __init__(self, hidden):
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden)
+        with torch.no_grad():
+            self.norm.weight.uniform_(0.5, 1.5)
+            self.norm.bias.uniform_(-0.5, 0.5)
+
+    def forward(self, x):  # (batch_size, seq_len, hidden) -> same
+        return self.norm(x)
+
+
+def get_inputs():
+    return [torch.randn(batch_size, seq_len, hidden)]
+
+
+def get_init_inputs():
+    return [hidden]
+
+
+LEVEL = 1
+CATEGORY = "norm"
+SHAPE_VARIANTS = [{"batch_size": 3, "seq_len": 7}, {"batch_size": 1, "seq_len": 1}]
+DTYPES = ["float32", "float64"]
+EDGE_CASES = ["zeros", "large", "negative"]

@@ -1,0 +1,38 @@
+"""Maximum over the middle dimension of a 3-D tensor (the values, not the indices).
+
+Variants: shapes vary batch_size, dim1 and dim2; dtypes float32 and float64; edges zeros, large, negative.
+"""
+
+import torch
+from torch import nn
+
+batch_size = 16
+dim1 = 256
+dim2 = 256
+reduce_dim = 1
+
+
+class Model(nn.Module):
+    """x.max(dim).values."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):  # (batch_size, dim1, dim2) -> (batch_size, dim2)
+        return torch.max(x, dim=self.dim).values
+
+
+def get_inputs():
+    return [torch.randn(batch_size, dim1, dim2)]
+
+
+def get_init_inputs():
+    return [reduce_dim]
+
+
+LEVEL = 1
+CATEGORY = "reduction"
+SHAPE_VARIANTS = [{"batch_size": 3, "dim1": 999, "dim2": 5}, {"batch_size": 1, "dim1": 1, "dim2": 64}]
+DTYPES = ["float32", "float64"]
+EDGE_CASES = ["zeros", "large", "negative"]

@@ -1,0 +1,35 @@
+"""Logistic sigmoid of every element of a batch of activation rows.
+
+Variants: shapes vary batch_size and dim; dtypes float32 and float64; edges zeros, large, negative.
+"""
+
+import torch
+from torch import nn
+
+batch_size = 16
+dim = 16384
+
+
+class Model(nn.Module):
+    """1 / (1 + exp(-x)), elementwise."""
+
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x):  # (batch_size, dim) -> (batch_size, dim)
+        return torch.sigmoid(x)
+
+
+def get_inputs():
+    return [torch.randn(batch_size, dim)]
+
+
+def get_init_inputs():
+    return []
+
+
+LEVEL = 1
+CATEGORY = "elementwise"
+SHAPE_VARIANTS = [{"batch_size": 7, "dim": 513}, {"batch_size": 1, "dim": 1}]
+DTYPES = ["float32", "float64"]
+EDGE_CASES = ["zeros", "large", "negative"]

@@ -1,0 +1,277 @@
+"""What runs in the sandbox child for a kernel job: build a model, run it, time it.
+
+Loaded by the kernel pool's fork servers before their zygote forks (with torch), and
+handed jobs by `greenloop.sandbox.child.run_job`. A job has a `mode`:
+
+- `reference`: exec the problem's source, and for each input set build its inputs
+  (seed, globals overridden, dtype, edge values), its init inputs and the seeded
+  `Model`; return inputs, init inputs and output as plain arrays. The reference runs in
+  a child of its own: a candidate's process never holds a reference output.
+- `candidate`: exec the candidate, build `ModelNew` from the same seed and init inputs,
+  run it on the input arrays it was given; return each output and the inputs as they
+  are after the call (the parent judges both).
+- `timing`: warm up, then time trials, each on fresh inputs from `get_inputs()` under a
+  seed drawn from os.urandom after the previous trial (so no output can be computed
+  ahead). Inputs are made outside the timed region; the clock and the random source are
+  bound before any candidate code runs. A random subset of the timed outputs is kept
+  with its seed, for the parent to check against the reference.
+
+Every frame is one JSON line. What the child reports about itself (timings, thread
+counts, patched clocks) is evidence the parent weighs, not proof: see
+`greenloop.verify.kernel_verify` for what is judged outside the child.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+
+import numpy  # noqa: F401  (loaded before the zygote forks: Tensor.numpy needs it)
+import torch
+
+FLOAT_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
+                "float64": torch.float64}
+_CLOCK = time.perf_counter_ns  # bound at load, before any candidate code exists
+_URANDOM = os.urandom
+_WATCHED_CLOCKS = {"perf_counter": time.perf_counter, "perf_counter_ns": time.perf_counter_ns,
+                   "monotonic": time.monotonic, "time": time.time, "process_time": time.process_time}
+
+
+# ---- plain arrays across the boundary ---------------------------------------------------
+
+def encode(value):
+    """Tensors become {"dtype", "shape", "data": base64}; lists, tuples and scalars stay."""
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().to("cpu").contiguous()
+        raw = tensor.view(torch.int16) if tensor.dtype == torch.bfloat16 else tensor
+        return {"dtype": str(tensor.dtype).removeprefix("torch."), "shape": list(tensor.shape),
+                "data": base64.b64encode(raw.numpy().tobytes()).decode()}
+    if isinstance(value, (list, tuple)):
+        return [encode(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"cannot send a {type(value).__name__} across the sandbox boundary")
+
+
+def decode(value):
+    if isinstance(value, dict) and "data" in value:
+        dtype = getattr(torch, value["dtype"])
+        raw = bytearray(base64.b64decode(value["data"]))
+        if dtype == torch.bfloat16:
+            array = torch.frombuffer(raw, dtype=torch.int16).view(torch.bfloat16) if raw else torch.empty(0, dtype=dtype)
+        else:
+            array = torch.frombuffer(raw, dtype=dtype) if raw else torch.empty(0, dtype=dtype)
+        return array.reshape(value["shape"])
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    return value
+
+
+# ---- building inputs and models -------------------------------------------------------
+
+def load_source(source: str, filename: str) -> dict:
+    namespace: dict = {"__name__": "kernel_problem", "__builtins__": __builtins__}
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace
+
+
+def make_inputs(problem: dict, spec: dict) -> list:
+    """The inputs of one input set: globals overridden, seeded, cast, edge values applied."""
+    saved = {k: problem[k] for k in spec.get("globals", {}) if k in problem}
+    problem.update(spec.get("globals", {}))
+    try:
+        torch.manual_seed(spec["seed"])
+        inputs = list(problem["get_inputs"]())
+        init = list(problem["get_init_inputs"]())
+    finally:
+        problem.update(saved)
+    dtype = FLOAT_DTYPES[spec.get("dtype", "float32")]
+    return [_edit(x, dtype, spec.get("edge")) for x in inputs], init
+
+
+def _edit(x, dtype, edge: str | None):
+    if not (isinstance(x, torch.Tensor) and x.is_floating_point()):
+        return x
+    x = x.to(dtype)
+    if edge == "zeros":
+        return torch.zeros_like(x)
+    if edge == "large":
+        return x * 1000
+    if edge == "negative":
+        return -x.abs()
+    return x
+
+
+def build_model(cls, init: list, spec: dict, device: str):
+    torch.manual_seed(spec.get("weight_seed", 0))
+    model = cls(*init)
+    return model.to(device=device, dtype=FLOAT_DTYPES[spec.get("dtype", "float32")]).eval()
+
+
+def _to(values: list, device: str) -> list:
+    return [v.to(device) if isinstance(v, torch.Tensor) else v for v in values]
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def describe(exc: BaseException) -> dict:
+    return {"raise": type(exc).__name__, "msg": str(exc)[:300]}
+
+
+# ---- the three modes -------------------------------------------------------------------
+
+def run_job(job: dict, write, finish) -> None:
+    torch.set_num_threads(int(job.get("threads", 1)))
+    note = _pin(job.get("cpu"))
+    mode = job["mode"]
+    write({"phase": "start", "mode": mode, "pinned": note}, flush=False)
+    if mode == "reference":
+        _reference(job, write)
+    elif mode == "candidate":
+        _candidate(job, write)
+    elif mode == "timing":
+        _timing(job, write)
+    write({"end": True})
+    finish()
+
+
+def _pin(cpu: int | None) -> str:
+    if cpu is None:
+        return "no"
+    try:
+        os.sched_setaffinity(0, {int(cpu)})
+        return f"cpu {cpu}"
+    except (OSError, ValueError) as exc:
+        return f"could not pin ({exc})"
+
+
+def _reference(job: dict, write) -> None:
+    problem = load_source(job["problem"], "<problem>")
+    device = job.get("device", "cpu")
+    for index, spec in enumerate(job["sets"]):
+        try:
+            inputs, init = make_inputs(problem, spec)
+            model = build_model(problem["Model"], init, spec, device)
+            with torch.no_grad():
+                out = model(*_to(inputs, device))
+            _sync(device)
+            write({"i": index, "inputs": encode(inputs), "init": encode(init), "out": encode(out)},
+                  flush=False)
+        except BaseException as exc:  # the problem itself is broken: the verifier says so
+            write({"i": index, **describe(exc)})
+            return
+
+
+def _candidate(job: dict, write) -> None:
+    device = job.get("device", "cpu")
+    try:
+        namespace = load_source(job["candidate"], "<candidate>")
+        cls = namespace["ModelNew"]
+    except BaseException as exc:
+        write({"phase": "compile", **describe(exc)})
+        return
+    write({"phase": "compile", "ok": True})
+    models: dict[str, object] = {}
+    for index, spec in enumerate(job["sets"]):
+        try:
+            key = repr((spec["init"], spec.get("dtype"), spec.get("weight_seed")))
+            if key not in models:
+                models[key] = build_model(cls, decode(spec["init"]), spec, device)
+            inputs = _to(decode(spec["inputs"]), device)
+            with torch.no_grad():
+                out = models[key](*inputs)
+            _sync(device)
+            frame = {"i": index, "type": type(out).__name__, "out": encode(out) if type(out) is torch.Tensor else None,
+                     "after": encode(inputs)}
+        except MemoryError:
+            frame = {"i": index, "memory": True}
+        except BaseException as exc:
+            frame = {"i": index, **describe(exc)}
+        write(frame, flush=index == 0)
+
+
+def _thread_count() -> int:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+def _timing(job: dict, write) -> None:
+    device = job.get("device", "cpu")
+    spec = job["spec"]
+    try:
+        problem = load_source(job["problem"], "<problem>")
+        cls = load_source(job["candidate"], "<candidate>")["ModelNew"] if job.get("candidate") else problem["Model"]
+        model = build_model(cls, decode(spec["init"]), spec, device)
+        trials = _trials(job, problem, model, device, spec)
+    except MemoryError:
+        write({"phase": "timing", "memory": True})
+        return
+    except BaseException as exc:
+        write({"phase": "timing", **describe(exc)})
+        return
+    patched = [name for name, fn in _WATCHED_CLOCKS.items() if getattr(time, name, None) is not fn]
+    write({"phase": "timing", **trials, "patched": patched})
+
+
+def _trials(job: dict, problem: dict, model, device: str, spec: dict) -> dict:
+    keep_per_256 = int(job.get("keep_fraction", 0.25) * 256)
+    flush = _l2_flusher(device)
+    with torch.no_grad():
+        for _ in range(job["warmup"]):
+            inputs, _ = make_inputs(problem, {**spec, "seed": int.from_bytes(_URANDOM(4), "little")})
+            model(*_to(inputs, device))
+        _sync(device)
+        threads_after_warmup = _thread_count()
+        times, kept, threads_max, wrong_type = [], [], threads_after_warmup, None
+        for _ in range(job["trials"]):
+            seed = int.from_bytes(_URANDOM(4), "little")
+            inputs, _ = make_inputs(problem, {**spec, "seed": seed})
+            inputs = _to(inputs, device)
+            flush()
+            out, seconds = _timed_call(model, inputs, device)
+            times.append(seconds)
+            threads_max = max(threads_max, _thread_count())
+            if type(out) is not torch.Tensor:
+                wrong_type = type(out).__name__
+                break
+            if _URANDOM(1)[0] < keep_per_256:
+                kept.append({"seed": seed, "out": encode(out)})
+    return {"times": times, "kept": kept, "threads_warm": threads_after_warmup, "threads_max": threads_max,
+            "wrong_type": wrong_type}
+
+
+def _timed_call(model, inputs: list, device: str):
+    """One trial: wall clock on a CPU, CUDA events on a GPU (after a synchronize, so no
+    work queued on another stream escapes the measurement)."""
+    if device.startswith("cuda"):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
+        out = model(*inputs)
+        end.record()
+        torch.cuda.synchronize()
+        return out, start.elapsed_time(end) / 1e3
+    started = _CLOCK()
+    out = model(*inputs)
+    return out, (_CLOCK() - started) / 1e9
+
+
+def _l2_flusher(device: str):
+    """On a GPU, overwrite a buffer larger than L2 before each trial so no trial starts
+    with its operands cached; on a CPU trials run back to back (documented)."""
+    if not device.startswith("cuda"):
+        return lambda: None
+    buffer = torch.empty(64 << 20, dtype=torch.int32, device=device)  # 256 MB
+    return buffer.zero_
+
+

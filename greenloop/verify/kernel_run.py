@@ -1,0 +1,195 @@
+"""Running the kernel funnel for one problem's candidates: correctness jobs in parallel,
+then timing one job at a time (pinned to one core on a CPU, so trials do not share it),
+with the reference timed twice for the noise floor and again beside any speedup that
+needs a re-check. See `kernel_verify` for the stages and the reward.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from greenloop.types import Outcome, StageResult, Verdict
+from greenloop.verify.kernel_child import decode
+from greenloop.verify.kernel_compare import compare_output
+from greenloop.verify.kernel_frames import ReferenceError, frames_of, job_failure
+from greenloop.verify.kernel_timing import noise_floor, speedup_interval, summarise, within_noise
+from greenloop.verify.kernel_verify import STAGES, KernelResult, check_candidate_frames
+
+
+def run_funnel(verifier, problem, completions: list[str]) -> list[KernelResult]:
+    prepared = [verifier.prepare(problem, c) for c in completions]
+    total = verifier.config.input_sets
+    try:
+        reference = verifier.reference(problem)
+    except ReferenceError as exc:
+        return [_result(stages + [StageResult("compile", Outcome.INFRA_ERROR, 0.0, str(exc))], flags, 0, total)
+                for _, stages, flags in prepared]
+    runnable = [i for i, (program, _, _) in enumerate(prepared) if program is not None]
+    sets = [{"init": s["init"], "inputs": s["inputs_wire"], "dtype": s["spec"]["dtype"],
+             "weight_seed": s["spec"]["weight_seed"]} for s in reference["sets"]]
+    jobs = [verifier.job("candidate", candidate=prepared[i][0], sets=sets) for i in runnable]
+    outcomes = dict(zip(runnable, verifier.run_jobs(jobs)))
+    results = []
+    for index, (program, stages, flags) in enumerate(prepared):
+        passed = 0
+        if index in outcomes:
+            more, passed = candidate_stages(reference, outcomes[index])
+            stages = stages + more
+        timing: dict = {}
+        if stages[-1].outcome is Outcome.PASSED and program is not None and verifier.config.timing:
+            stage, timing = time_candidate(verifier, problem, reference, program, flags)
+            stages.append(stage)
+        results.append(_result(stages, flags, passed, total, timing))
+    return results
+
+
+def _result(stages: list[StageResult], flags: list[str], passed: int, total: int, timing: dict | None = None) -> KernelResult:
+    last = stages[-1]
+    outcome = last.outcome if last.outcome is not Outcome.PASSED else Outcome.PASSED
+    for stage in stages:
+        if stage.outcome is not Outcome.PASSED:
+            outcome, last = stage.outcome, stage
+            break
+    timing = timing or {}
+    meta = {"flags": list(flags), "credited_speedup": timing.get("credited_speedup", 1.0), **timing}
+    signature = "" if outcome is Outcome.PASSED else f"{last.stage}: {last.detail.split(':')[0][:80]}"
+    verdict = Verdict(outcome, tuple(stages), passed, total, signature, meta)
+    return KernelResult(verdict, list(flags), timing)
+
+
+def candidate_stages(reference: dict, result: dict) -> tuple[list[StageResult], int]:
+    """compile, smoke and inputs stages from one candidate job."""
+    seconds = float(result.get("seconds", 0.0))
+    failure = job_failure(result)
+    phases, sets, _ = frames_of(result)
+    compiled = phases.get("compile")
+    if compiled is None or "raise" in compiled:
+        outcome, detail = (Outcome.FAILED, f"{compiled['raise']}: {compiled.get('msg', '')}") if compiled else \
+            (failure or (Outcome.FAILED, "no result"))
+        return [StageResult("compile", outcome, seconds, detail)], 0
+    stages = [StageResult("compile", Outcome.PASSED, 0.0, "ModelNew built")]
+    stage, outcome, detail, passed = check_candidate_frames(reference, sets)
+    if outcome is not Outcome.PASSED and passed not in sets and failure:
+        outcome, detail = failure[0], f"input set {passed}: {failure[1]}"
+    if stage == "inputs":
+        stages.append(StageResult("smoke", Outcome.PASSED, 0.0, "input set 0 matches"))
+    stages.append(StageResult(stage, outcome, seconds, detail))
+    return stages, passed
+
+
+# ---- timing ----------------------------------------------------------------------------
+
+def _timing_cpu() -> int | None:
+    try:
+        return sorted(os.sched_getaffinity(0))[-1]
+    except (AttributeError, OSError):
+        return None
+
+
+def timing_spec(reference: dict) -> dict:
+    first = reference["sets"][0]
+    return {**first["spec"], "init": first["init"]}
+
+
+def timing_run(verifier, problem, reference: dict, program: str | None) -> tuple[dict | None, str]:
+    """One timing job; (the child's timing frame, "") or (None, why it failed)."""
+    config = verifier.config
+    job = verifier.job("timing", problem=problem.source, candidate=program, spec=timing_spec(reference),
+                        warmup=config.warmup, trials=config.trials, keep_fraction=config.keep_fraction,
+                        cpu=_timing_cpu() if config.device == "cpu" else None)
+    (result,) = verifier.run_jobs([job])
+    phases, _, _ = frames_of(result)
+    frame = phases.get("timing")
+    if frame is None or "raise" in frame or frame.get("memory"):
+        failure = job_failure(result)
+        why = f"{frame['raise']}: {frame.get('msg', '')}" if frame and "raise" in frame else \
+            (failure[1] if failure else "no timing result")
+        return None, why
+    return frame, ""
+
+
+def reference_times(verifier, problem, reference: dict) -> list[list[float]]:
+    cached = verifier.reference_times.get(problem.name)
+    if cached is None:
+        cached = []
+        for _ in range(2):
+            frame, why = timing_run(verifier, problem, reference, None)
+            if frame is None:
+                raise ReferenceError(f"{problem.path}: timing the reference failed: {why}")
+            cached.append(frame["times"])
+        verifier.reference_times[problem.name] = cached
+    return cached
+
+
+def _timed_evidence(verifier, problem, reference: dict, frame: dict) -> str | None:
+    """Why the child's timing report cannot be trusted, or None."""
+    if frame.get("patched"):
+        return "the candidate replaced the clock (" + ", ".join(frame["patched"]) + ")"
+    if frame.get("wrong_type"):
+        return f"a timed call returned a {frame['wrong_type']}, not a torch.Tensor"
+    if frame.get("threads_max", 0) > frame.get("threads_warm", 0):
+        return "the candidate started threads during timed calls"
+    kept = frame.get("kept", [])
+    if kept:
+        base = timing_spec(reference)
+        specs = [{**base, "seed": k["seed"]} for k in kept]
+        checked = verifier.reference_on(problem, specs)
+        for k, ref in zip(kept, checked["sets"]):
+            wrong = compare_output(decode(k["out"]), ref["out"])
+            if wrong:
+                return f"a timed call (seed {k['seed']}) returned a wrong result: {wrong}"
+    return None
+
+
+def time_candidate(verifier, problem, reference: dict, program: str, flags: list[str]) -> tuple[StageResult, dict]:
+    started = time.perf_counter()
+    try:
+        ref_runs = reference_times(verifier, problem, reference)
+    except ReferenceError as exc:
+        return StageResult("timing", Outcome.INFRA_ERROR, time.perf_counter() - started, str(exc)), {}
+    frame, why = timing_run(verifier, problem, reference, program)
+    if frame is None:
+        return StageResult("timing", Outcome.FAILED, time.perf_counter() - started, why), {}
+    distrust = _timed_evidence(verifier, problem, reference, frame)
+    if distrust:
+        return StageResult("timing", Outcome.FAILED, time.perf_counter() - started, distrust), {}
+    ref_all = ref_runs[0] + ref_runs[1]
+    speedup, low, high = speedup_interval(ref_all, frame["times"], seed=verifier.config.seed)
+    floor = noise_floor(*ref_runs)
+    timing = {"speedup": speedup, "speedup_ci": [low, high], "noise_floor": floor,
+              "reference": summarise(ref_all).to_dict(), "candidate": summarise(frame["times"]).to_dict()}
+    confirmed, ceiling = True, float("inf")
+    if speedup > verifier.config.recheck_above:
+        confirmed, timing["recheck"] = _recheck(verifier, problem, reference, program, speedup, floor)
+        ceiling = timing["recheck"].get("speedup", 1.0)
+    credited = 1.0 if (flags or not confirmed or within_noise(low, high, floor)) else max(1.0, min(low, ceiling))
+    timing["credited_speedup"] = credited
+    detail = f"speedup {speedup:.2f}x [{low:.2f}, {high:.2f}], noise floor {floor:.1%}, credited {credited:.2f}x"
+    if not confirmed:
+        detail += " (over the plausible bound and not confirmed by a re-check)"
+    return StageResult("timing", Outcome.PASSED, time.perf_counter() - started, detail), timing
+
+
+def _recheck(verifier, problem, reference: dict, program: str, first: float, floor: float) -> tuple[bool, dict]:
+    """Time the reference and the candidate again, each in a fresh process; the speedup
+    counts only when the second measurement agrees with the first within a factor of
+    2 x (1 + noise floor), and never for more than the second measurement shows."""
+    ref, why_ref = timing_run(verifier, problem, reference, None)
+    cand, why_cand = timing_run(verifier, problem, reference, program)
+    if ref is None or cand is None or _timed_evidence(verifier, problem, reference, cand):
+        return False, {"error": why_ref or why_cand or "the re-check's timed outputs failed"}
+    second = speedup_interval(ref["times"], cand["times"], seed=verifier.config.seed + 1)[0]
+    return min(first, second) / max(first, second) >= 0.5 / (1 + floor), {"speedup": second}
+
+
+def funnel_counts(results: list[KernelResult]) -> dict[str, dict]:
+    """Per stage: how many candidates entered it, how many passed, and the time spent."""
+    counts = {stage: {"entered": 0, "passed": 0, "seconds": 0.0} for stage in STAGES}
+    for result in results:
+        for stage in result.verdict.stages:
+            row = counts.setdefault(stage.stage, {"entered": 0, "passed": 0, "seconds": 0.0})
+            row["entered"] += 1
+            row["passed"] += stage.outcome is Outcome.PASSED
+            row["seconds"] += stage.seconds
+    return counts

@@ -1,0 +1,68 @@
+"""Timing statistics for kernels, computed in the verifier's process from the trial times
+the sandbox child reported.
+
+- A measurement is one timing job: `warmup` untimed calls, then `trials` timed calls,
+  each on fresh inputs (see `kernel_child`). Its summary is the median and the spread
+  (interquartile range, and the coefficient of variation = standard deviation / mean).
+- Speedup = median(reference) / median(candidate). Its 95% confidence interval is a
+  percentile bootstrap: both samples resampled with replacement `BOOTSTRAP` times with a
+  fixed seed, the ratio of medians taken each time.
+- The noise floor is the same ratio for the reference timed against itself (two jobs);
+  a speedup whose interval reaches inside [1 / (1 + floor), 1 + floor] is "within noise".
+- A speedup above `IMPLAUSIBLE` (10x) is re-measured in fresh processes before it counts
+  (see `kernel_run._recheck`).
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from dataclasses import asdict, dataclass
+
+BOOTSTRAP = 1000
+IMPLAUSIBLE = 10.0
+
+
+@dataclass(frozen=True)
+class TimingSummary:
+    median_s: float
+    iqr_s: float
+    cv: float
+    trials: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def summarise(times: list[float]) -> TimingSummary:
+    if not times:
+        raise ValueError("no trial times to summarise")
+    ordered = sorted(times)
+    quartiles = statistics.quantiles(ordered, n=4) if len(ordered) > 1 else [ordered[0]] * 3
+    mean = statistics.fmean(ordered)
+    cv = statistics.pstdev(ordered) / mean if mean > 0 else 0.0
+    return TimingSummary(statistics.median(ordered), quartiles[2] - quartiles[0], cv, len(ordered))
+
+
+def speedup_interval(reference: list[float], candidate: list[float], seed: int = 0,
+                     rounds: int = BOOTSTRAP) -> tuple[float, float, float]:
+    """(speedup, low, high): the ratio of medians and its 95% bootstrap interval."""
+    point = statistics.median(reference) / max(statistics.median(candidate), 1e-12)
+    rng = random.Random(seed)
+    ratios = []
+    for _ in range(rounds):
+        ref = statistics.median(rng.choices(reference, k=len(reference)))
+        cand = statistics.median(rng.choices(candidate, k=len(candidate)))
+        ratios.append(ref / max(cand, 1e-12))
+    ratios.sort()
+    return point, ratios[int(0.025 * rounds)], ratios[min(rounds - 1, int(0.975 * rounds))]
+
+
+def noise_floor(first: list[float], second: list[float]) -> float:
+    """How far two measurements of the same reference disagree: |ratio of medians - 1|."""
+    ratio = statistics.median(first) / max(statistics.median(second), 1e-12)
+    return abs(max(ratio, 1 / ratio) - 1)
+
+
+def within_noise(low: float, high: float, floor: float) -> bool:
+    return low <= 1 + floor and high >= 1 / (1 + floor)

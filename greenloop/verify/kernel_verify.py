@@ -1,0 +1,213 @@
+"""Verifying kernel candidates: the staged funnel, its verdicts and the reward.
+
+Stages, in order, each recorded with its outcome and time:
+extract (a ```python block defining `ModelNew`) -> static (`kernel_static`: tampering
+is refused; calling the op to replace, wrapping the reference or falling back on errors
+is flagged) -> compile (the candidate imports and `ModelNew` exists, in the sandbox) ->
+smoke (input set 0) -> inputs (every input set) -> timing.
+
+What is judged where. Candidates only ever run in sandbox children. The reference runs in
+a child of its own; its inputs and init inputs come back as arrays and go to the
+candidate's child; its outputs stay here. Here, outputs are compared by dtype tolerance
+(`kernel_compare`) and the inputs as the candidate left them are compared with those it
+was given. Timing happens in the child (its clock bound before candidate code ran); a
+random subset of the timed outputs, each on inputs drawn after the previous call, is
+checked here against the reference on the same seeds, so a candidate cannot be fast by
+being wrong when timed. A child's own report (trial times, a patched clock, new threads)
+can in principle be forged by native code in the candidate; correctness cannot.
+
+Reward (`reward`): 0 for any failure; for a correct candidate
+0.5 + 0.5 * clip(log2(s) / log2(4), 0, 1), where s is the credited speedup: the lower end
+of the speedup's 95% interval, and 1 when the candidate is flagged by the static stage,
+when its interval reaches inside the noise floor, or when a speedup over 10x was not
+confirmed by a re-measurement. So correct-but-not-faster earns 0.5 and a confirmed 4x
+(or more) earns 1.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+from greenloop.sandbox import Limits, WorkerPool
+from greenloop.tasks.kernels import KernelProblem, kernel_task
+from greenloop.types import Outcome, StageResult, Verdict
+from greenloop.verify import kernel_static
+from greenloop.verify.extract import extract_program, static_check
+from greenloop.verify.kernel_compare import compare_output, inputs_changed
+
+RUNNER = "greenloop.verify.kernel_child"
+MAX_REWARD_SPEEDUP = 4.0
+STAGES = ("extract", "static", "compile", "smoke", "inputs", "timing")
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    input_sets: int = 5
+    seed: int = 0
+    timing: bool = True
+    warmup: int = 10
+    trials: int = 30
+    threads: int = 1  # torch threads in the child; timing is pinned to one core on a CPU
+    device: str = "cpu"
+    workers: int = 2
+    timeout_s: float = 120.0
+    memory_mb: int = 8192
+    keep_fraction: float = 0.25  # share of timed outputs checked against the reference
+    recheck_above: float = 10.0
+    max_bytes: int = 200_000
+    strict_static: bool = False  # flags refuse the candidate instead of only costing credit
+    isolation: str = "auto"
+
+    def __post_init__(self):
+        if self.input_sets < 2:
+            raise ValueError(f"KernelConfig.input_sets must be >= 2 (a cached answer passes one), got {self.input_sets}")
+        if self.trials < 3 or self.warmup < 0:
+            raise ValueError(f"KernelConfig.trials must be >= 3 and warmup >= 0, got {self.trials}, {self.warmup}")
+        if not 0 < self.keep_fraction <= 1:
+            raise ValueError(f"KernelConfig.keep_fraction must be in (0, 1], got {self.keep_fraction}")
+
+
+def input_set_specs(problem: KernelProblem, count: int, seed: int) -> list[dict]:
+    """The input sets a problem is checked on: two plain seeds, then its shape variants,
+    extra dtypes and edge values in turn, then more seeds. Documented per problem."""
+    base = {"globals": {}, "dtype": problem.dtypes[0], "edge": None, "weight_seed": seed}
+    variants = [{"globals": dict(g)} for g in problem.shape_variants]
+    variants += [{"dtype": d} for d in problem.dtypes[1:]]
+    variants += [{"edge": e} for e in problem.edge_cases]
+    ordered = _interleave([v for v in variants if "globals" in v], [v for v in variants if "dtype" in v],
+                          [v for v in variants if "edge" in v])
+    specs = [{**base, "seed": seed + 1000 * i} for i in range(2)]
+    specs += [{**base, **v, "seed": seed + 1000 * (2 + i)} for i, v in enumerate(ordered)]
+    while len(specs) < count:
+        specs.append({**base, "seed": seed + 1000 * len(specs)})
+    return specs[:count]
+
+
+def _interleave(*groups: list) -> list:
+    out, longest = [], max((len(g) for g in groups), default=0)
+    for i in range(longest):
+        out += [g[i] for g in groups if i < len(g)]
+    return out
+
+
+@dataclass
+class KernelResult:
+    verdict: Verdict
+    flags: list[str] = field(default_factory=list)
+    timing: dict = field(default_factory=dict)
+
+    @property
+    def reward(self) -> float | None:
+        return reward(self.verdict)
+
+
+def reward(verdict: Verdict) -> float | None:
+    if verdict.outcome is Outcome.INFRA_ERROR:
+        return None
+    if not verdict.passed:
+        return 0.0
+    credited = float(verdict.meta.get("credited_speedup", 1.0))
+    return 0.5 + 0.5 * min(1.0, max(0.0, math.log2(credited) / math.log2(MAX_REWARD_SPEEDUP)))
+
+
+class KernelVerifier:
+    """`with KernelVerifier(config) as v: results = v.verify(problem, completions)`"""
+
+    def __init__(self, config: KernelConfig = KernelConfig()):
+        self.config = config
+        self.limits = Limits(timeout_s=config.timeout_s, memory_mb=config.memory_mb, max_processes=64,
+                             max_file_mb=64, max_open_files=256, output_cap_bytes=256 << 20)
+        devices = ["nvidia*"] if config.device.startswith("cuda") else []
+        self.pool = WorkerPool(config.workers, config.isolation, limits=self.limits, devices=devices,
+                               warm_modules=["numpy", "torch", RUNNER])
+        self.references: dict[str, dict] = {}
+        self.reference_times: dict[str, list[list[float]]] = {}
+
+    def __enter__(self) -> "KernelVerifier":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.pool.close()
+
+    @property
+    def isolation(self) -> dict:
+        return self.pool.isolation
+
+    # -- running jobs -----------------------------------------------------------------
+
+    def job(self, mode: str, **fields) -> dict:
+        limits = {**self.limits.to_dict(), "cpu_s": self.limits.cpu_seconds}
+        return {"runner": RUNNER, "mode": mode, "limits": limits, "threads": self.config.threads,
+                "device": self.config.device, **fields}
+
+    def run_jobs(self, jobs: list[dict]) -> list[dict]:
+        results: list[dict | None] = [None] * len(jobs)
+        for index, result in self.pool.run(jobs):
+            results[index] = result
+        return results
+
+    def reference(self, problem: KernelProblem) -> dict:
+        """The reference's inputs and outputs on every input set (computed once)."""
+        if problem.name not in self.references:
+            specs = input_set_specs(problem, self.config.input_sets, self.config.seed)
+            self.references[problem.name] = self.reference_on(problem, specs)
+        return self.references[problem.name]
+
+    def reference_on(self, problem: KernelProblem, specs: list[dict]) -> dict:
+        from greenloop.verify.kernel_frames import parse_reference
+
+        (result,) = self.run_jobs([self.job("reference", problem=problem.source, sets=specs)])
+        return parse_reference(problem, specs, result)
+
+    # -- the funnel ---------------------------------------------------------------------
+
+    def verify(self, problem: KernelProblem, completions: list[str]) -> list[KernelResult]:
+        from greenloop.verify.kernel_run import run_funnel
+
+        return run_funnel(self, problem, completions)
+
+    def prepare(self, problem: KernelProblem, completion: str) -> tuple[str | None, list[StageResult], list[str]]:
+        """Extract and static stages: (program or None when stopped, stages, flags)."""
+        stages: list[StageResult] = []
+        started = time.perf_counter()
+        extracted = extract_program(kernel_task(problem), completion)
+        if extracted.program is None:
+            stages.append(StageResult("extract", Outcome.REJECTED, time.perf_counter() - started, extracted.how))
+            return None, stages, []
+        outcome, detail = static_check(extracted.program, self.config.max_bytes)
+        stages.append(StageResult("extract", outcome, time.perf_counter() - started, detail or extracted.how))
+        if outcome is not Outcome.PASSED:
+            return None, stages, []
+        started = time.perf_counter()
+        report = kernel_static.check_candidate(extracted.program, problem.source)
+        refused = report.refusals or (self.config.strict_static and report.flags)
+        outcome = Outcome.REJECTED if refused else Outcome.PASSED
+        stages.append(StageResult("static", outcome, time.perf_counter() - started, report.detail))
+        return (None if refused else extracted.program), stages, report.flags
+
+
+def check_candidate_frames(reference: dict, frames: dict) -> tuple[str, Outcome, str, int]:
+    """Judge a candidate job's per-set frames: (stage, outcome, detail, sets passed)."""
+    for index, ref in enumerate(reference["sets"]):
+        stage = "smoke" if index == 0 else "inputs"
+        frame = frames.get(index)
+        where = f"input set {index} ({ref['label']})"
+        if frame is None:
+            return stage, Outcome.FAILED, f"{where}: no result", index
+        if frame.get("memory"):
+            return stage, Outcome.MEMORY, f"{where}: out of memory", index
+        if "raise" in frame:
+            return stage, Outcome.FAILED, f"{where}: {frame['raise']}: {frame.get('msg', '')}", index
+        if frame.get("out") is None:
+            return stage, Outcome.FAILED, f"{where}: returned a {frame.get('type')}, not a torch.Tensor", index
+        from greenloop.verify.kernel_child import decode
+
+        problem = compare_output(decode(frame["out"]), ref["out"])
+        if problem:
+            return stage, Outcome.FAILED, f"{where}: {problem}", index
+        changed = inputs_changed(ref["inputs"], decode(frame["after"]))
+        if changed:
+            return stage, Outcome.FAILED, f"{where}: {changed.where}: {changed.detail}", index
+    return "inputs", Outcome.PASSED, f"{len(reference['sets'])} input sets match", len(reference["sets"])

@@ -1,0 +1,139 @@
+"""Known ways to game a kernel verifier, each against the real funnel in the sandbox:
+each must fail (or earn no speedup credit) for the reason it deserves, while an honest
+candidate that is really faster is credited."""
+
+from __future__ import annotations
+
+import pytest
+
+from greenloop.tasks.kernels import builtin_problems, load_problems
+from greenloop.types import Outcome
+from greenloop.verify.kernel_verify import KernelConfig, KernelVerifier
+
+SOFTMAX = next(p for p in builtin_problems() if p.name == "level1/softmax")
+
+HEADER = "import torch\nimport torch.nn as nn\n\n"
+
+
+def fenced(body: str, header: str = HEADER) -> str:
+    return "```python\n" + header + body + "\n```"
+
+
+def model_new(forward: str, init: str = "") -> str:
+    init_lines = "".join(f"        {line}\n" for line in init.splitlines())
+    lines = "".join(f"        {line}\n" for line in forward.splitlines())
+    return fenced(f"class ModelNew(nn.Module):\n    def __init__(self):\n        super().__init__()\n{init_lines}\n"
+                  f"    def forward(self, x):\n{lines}")
+
+
+HONEST = model_new("e = (x - x.amax(-1, keepdim=True)).exp()\nreturn e / e.sum(-1, keepdim=True)")
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    with KernelVerifier(KernelConfig(trials=12, warmup=3, keep_fraction=1.0)) as v:
+        yield v
+
+
+def verdicts(verifier, completions, problem=SOFTMAX):
+    return [r.verdict for r in verifier.verify(problem, completions)]
+
+
+def test_honest_rewrite_passes_unflagged(verifier):
+    (result,) = verifier.verify(SOFTMAX, [HONEST])
+    assert result.verdict.passed, result.verdict.detail
+    assert result.flags == [] and result.verdict.stage == "timing"
+    assert 0.5 <= result.reward <= 1.0
+
+
+def test_answer_wrong_only_when_timed_is_caught(verifier):
+    """Right for the checked calls, then fast garbage: the timed outputs are checked too."""
+    sneaky = model_new("self.calls += 1\nif self.calls > 8:\n    return torch.zeros_like(x)\n"
+                       "e = (x - x.amax(-1, keepdim=True)).exp()\nreturn e / e.sum(-1, keepdim=True)",
+                       init="self.calls = 0")
+    (verdict,) = verdicts(verifier, [sneaky])
+    assert verdict.outcome is Outcome.FAILED and verdict.stage == "timing"
+    assert "timed call" in verdict.detail and "wrong result" in verdict.detail
+
+
+def test_patched_clock_is_refused_or_caught(verifier):
+    plain = fenced(HONEST.split("```python\n")[1].split("```")[0], "import time\ntime.perf_counter_ns = lambda: 0\n")
+    hidden = HONEST.replace("import torch\n", "import torch\nimport time as clock_module\nc = clock_module\n"
+                            "c.perf_counter_ns = lambda: 0\n", 1)
+    refused, caught = verdicts(verifier, [plain, hidden])
+    assert refused.outcome is Outcome.REJECTED and refused.stage == "static" and "patches time" in refused.detail
+    assert caught.outcome is Outcome.FAILED and caught.stage == "timing" and "replaced the clock" in caught.detail
+
+
+@pytest.mark.parametrize("code, reason", [
+    ("import ctypes\n", "imports ctypes"),
+    ("import threading\n", "imports threading"),
+    ("import sys\nf = sys._getframe\n", "reaches into _getframe"),
+    ("x = eval('1')\n", "uses eval"),
+    ("torch.softmax = lambda x, dim: x\n", "patches torch.softmax"),
+])
+def test_tampering_is_refused_before_running(verifier, code, reason):
+    (verdict,) = verdicts(verifier, [HONEST.replace("import torch.nn as nn\n", "import torch.nn as nn\n" + code, 1)])
+    assert verdict.outcome is Outcome.REJECTED and reason in verdict.detail
+
+
+def test_failures_name_what_went_wrong(verifier):
+    cases = {
+        "no_code": "I would use a fused kernel here.",
+        "no_class": fenced("def forward(x):\n    return x\n"),
+        "raises": model_new("raise RuntimeError('kernel launch failed')"),
+        "not_a_tensor": model_new("return x.tolist()"),
+        "nan": model_new("return x * float('nan')"),
+        "shape": model_new("return torch.softmax(x, dim=-1)[:, :10]"),
+        "hangs": model_new("while True:\n    pass"),
+        "import_error": fenced("import not_a_module\n\n\nclass ModelNew(nn.Module):\n    pass\n"),
+    }
+    config = KernelConfig(trials=5, warmup=1, timeout_s=5.0, timing=False)
+    with KernelVerifier(config) as quick:
+        got = dict(zip(cases, verdicts(quick, list(cases.values()))))
+    assert got["no_code"].stage == "extract" and got["no_code"].outcome is not Outcome.PASSED
+    assert got["no_class"].outcome is Outcome.REJECTED and "no class ModelNew" in got["no_class"].detail
+    assert got["raises"].stage == "smoke" and "RuntimeError: kernel launch failed" in got["raises"].detail
+    assert "not a torch.Tensor" in got["not_a_tensor"].detail
+    assert "NaN" in got["nan"].detail
+    assert ", 10), expected (" in got["shape"].detail
+    assert got["hangs"].outcome is Outcome.TIMEOUT
+    assert got["import_error"].stage == "compile" and "ModuleNotFoundError" in got["import_error"].detail
+    assert not any(v.passed for v in got.values())
+
+
+SLOW_SUM = '''"""Row sums, computed one row at a time (a slow reference on purpose).
+
+Variants: none.
+"""
+import torch
+import torch.nn as nn
+
+rows = 256
+cols = 512
+
+
+class Model(nn.Module):
+    def forward(self, x):
+        return torch.stack([row.sum() for row in x])
+
+
+def get_inputs():
+    return [torch.randn(rows, cols)]
+
+
+def get_init_inputs():
+    return []
+'''
+
+FAST_SUM = fenced("class ModelNew(nn.Module):\n    def forward(self, x):\n        return x.sum(dim=1)\n")
+
+
+def test_real_large_speedup_is_rechecked_and_credited(tmp_path, verifier):
+    (tmp_path / "slow_sum.py").write_text(SLOW_SUM)
+    (problem,) = load_problems(tmp_path)
+    (result,) = verifier.verify(problem, [FAST_SUM])
+    meta = result.verdict.meta
+    assert result.verdict.passed, result.verdict.detail
+    assert meta["speedup"] > 10 and "recheck" in meta and meta["recheck"]["speedup"] > 5, (result.verdict.detail, meta)
+    assert meta["credited_speedup"] > 4 and result.reward == 1.0, (result.verdict.detail, meta)
