@@ -20,6 +20,9 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-tasks", default="koans@eval,repair:humaneval@eval",
                    help="the frozen evaluation set, never trained on (default: %(default)s)")
     p.add_argument("--train-per-day", type=int, default=200, help="training tasks drawn per day (0: all)")
+    p.add_argument("--curriculum", action="store_true",
+                   help="draw each day's tasks by recent success, favouring those solved about half the time "
+                        "(greenloop.loop.curriculum); its state is kept in the run folder's curriculum.json")
     p.add_argument("--eval-limit", type=int, default=0, help="a fixed subset of the frozen set (0: all)")
     p.add_argument("--mode", choices=("sample", "agent"), default="sample",
                    help="sample: k answers per task; agent: tool-using episodes (apply_patch/run_check/run_tests)")
@@ -70,8 +73,8 @@ def config_from_args(args):
     critical = tuple(t.strip() for t in args.critical.split(",") if t.strip())
     return CycleConfig(
         model=args.model, out=args.out, train_tasks=args.train_tasks, eval_tasks=args.eval_tasks,
-        train_per_day=args.train_per_day or None, eval_limit=args.eval_limit or None, mode=args.mode, k=args.k,
-        temperature=args.temperature, max_tokens=args.max_tokens, max_steps=args.max_steps,
+        train_per_day=args.train_per_day or None, curriculum=args.curriculum, eval_limit=args.eval_limit or None,
+        mode=args.mode, k=args.k, temperature=args.temperature, max_tokens=args.max_tokens, max_steps=args.max_steps,
         replay_ratio=args.replay_ratio, workers=args.workers, seed=args.seed, prompt_style=args.prompt_style,
         batch_size=args.batch_size,
         sleep=FinetuneConfig(steps=args.sleep_steps, lr=args.sleep_lr, batch_size=args.sleep_batch, seed=args.seed),

@@ -3,13 +3,14 @@
 A run folder holds everything the run makes: `store.db` (episodes and evaluation results),
 `checkpoints/cycle-N/` (the model each sleep trained), `sleep/cycle-N.jsonl` (what it was
 trained on), `state.json` (the promoted checkpoint and the finished phases),
-`metrics.jsonl` (one line per cycle) and `plots/`.
+`metrics.jsonl` (one line per cycle), `plots/`, and with `curriculum` on, `curriculum.json`
+(each task's recent day outcomes and each day's draw).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from greenloop.evaluate.gates import GateConfig
@@ -23,6 +24,7 @@ class CycleConfig:
     train_tasks: str = "koans@train,repair:humaneval@train"
     eval_tasks: str = "koans@eval,repair:humaneval@eval"   # the frozen set: never trained on
     train_per_day: int | None = 200              # training tasks drawn each day (None: all)
+    curriculum: bool = False                     # draw them by recent success (loop/curriculum.py), not uniformly
     eval_limit: int | None = None                # a fixed subset of the frozen set (None: all)
     mode: str = "sample"                         # "sample": k answers per task; "agent": tool-using episodes
     k: int = 8                                   # answers per training task and day
@@ -74,7 +76,9 @@ def load_or_write(config: CycleConfig) -> CycleConfig:
     if path.exists():
         saved = json.loads(path.read_text())
         current = json.loads(json.dumps(config.to_dict()))
-        changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+        # a field added since the run began reads as its default (a folder without `curriculum` had it off)
+        defaults = {f.name: f.default for f in fields(CycleConfig) if f.default is not MISSING}
+        changed = sorted(k for k in set(saved) | set(current) if saved.get(k, defaults.get(k)) != current.get(k))
         if changed:
             raise ValueError(f"{config.out} was started with other settings ({', '.join(changed)} differ); "
                              f"use the same ones to resume, or a new --out")

@@ -2,7 +2,12 @@
 
 - day: the policy works on a seeded draw of training tasks (k sampled answers per task,
   or one agent episode per task); every answer is verified and stored as an episode the
-  moment it is judged. A resumed day skips the (task, sample) keys the store holds.
+  moment it is judged. A resumed day skips the (task, sample) keys the store holds. With
+  `curriculum` on, the draw is weighted by `AdaptiveCurriculum` instead of uniform: each
+  finished day adds one attempt per task it worked (solved: any verified answer passed;
+  no attempt when every answer was an INFRA_ERROR). `curriculum.json` holds its state,
+  the day last folded in (`meta.through_cycle`) and each day's draw (`meta.draws`), saved
+  before the day starts, so a resumed day works the same tasks.
 - sleep: curates the day's verified answers into (prompt, completion) examples, mixes in
   earlier cycles' examples (the replay buffer against forgetting), and fine-tunes the
   current checkpoint into `checkpoints/cycle-N`. A finished checkpoint is not retrained.
@@ -22,10 +27,12 @@ from greenloop.data.shards import write_json
 from greenloop.evaluate.cycle_metrics import TaskResult
 from greenloop.io import read_jsonl, write_jsonl
 from greenloop.loop.context import LoopContext
+from greenloop.loop.curriculum import AdaptiveCurriculum
 from greenloop.store.records import EpisodeMode, EpisodeRecord, StepRecord
 from greenloop.types import Candidate, Outcome, Task
 
 CHUNK = 16  # tasks per policy call
+CURRICULUM_FILE = "curriculum.json"
 
 
 def task_group(task: Task) -> str:
@@ -37,9 +44,50 @@ def task_group(task: Task) -> str:
 def day_tasks(ctx: LoopContext, cycle: int) -> list[Task]:
     tasks = sorted(ctx.train.tasks.values(), key=lambda t: t.task_id)
     limit = ctx.config.train_per_day
+    if ctx.config.curriculum:
+        return _curriculum_draw(ctx, cycle, tasks)
     if limit is None or limit >= len(tasks):
         return tasks
     return sorted(random.Random(f"{ctx.config.seed}:day:{cycle}").sample(tasks, limit), key=lambda t: t.task_id)
+
+
+def _curriculum(ctx: LoopContext) -> AdaptiveCurriculum:
+    path = ctx.folder / CURRICULUM_FILE
+    return AdaptiveCurriculum.load(path) if path.exists() else AdaptiveCurriculum(seed=ctx.config.seed)
+
+
+def _day_outcomes(ctx: LoopContext, cycle: int) -> dict[str, list[bool | None]]:
+    """Every answer the day verified is one attempt at its task (k samples give k
+    attempts, so one day already places a task above, inside or below the band); an
+    answer the verifier could not judge (INFRA_ERROR) is None and not counted."""
+    verdicts: dict[str, list[bool | None]] = {}
+    for episode in ctx.store.episodes(run_id=ctx.run_id, cycle=cycle, phase="day"):
+        judged = None if episode.outcome is Outcome.INFRA_ERROR else episode.passed
+        verdicts.setdefault(episode.task_id, []).append(judged)
+    return verdicts
+
+
+def _fold_days(ctx: LoopContext, curriculum: AdaptiveCurriculum, through: int) -> None:
+    """Add the outcomes of the finished days up to `through` not yet in the curriculum, and save it."""
+    folded = curriculum.meta.get("through_cycle", 0)
+    for cycle in range(folded + 1, through + 1):
+        curriculum.update_many(_day_outcomes(ctx, cycle))
+        curriculum.meta["through_cycle"] = cycle
+    if through > folded:
+        curriculum.save(ctx.folder / CURRICULUM_FILE)
+
+
+def _curriculum_draw(ctx: LoopContext, cycle: int, tasks: list[Task]) -> list[Task]:
+    """The day's tasks drawn by the curriculum, once: a resumed day reads its draw back."""
+    curriculum = _curriculum(ctx)
+    _fold_days(ctx, curriculum, cycle - 1)
+    draws = curriculum.meta.setdefault("draws", {})
+    if str(cycle) not in draws:
+        limit = len(tasks) if ctx.config.train_per_day is None else ctx.config.train_per_day
+        draws[str(cycle)] = sorted(curriculum.sample([t.task_id for t in tasks], limit))
+        curriculum.save(ctx.folder / CURRICULUM_FILE)
+    drawn = set(draws[str(cycle)])
+    return [t for t in tasks if t.task_id in drawn]
 
 
 def _sampled_episodes(ctx: LoopContext, tasks: list[Task], cycle: int, phase: str, checkpoint: str,
@@ -117,8 +165,13 @@ def run_day(ctx: LoopContext, cycle: int, checkpoint: str) -> dict:
         _agent_episodes(ctx, todo, cycle, "day", checkpoint, ctx.config.temperature)
     episodes = ctx.store.episodes(run_id=ctx.run_id, cycle=cycle, phase="day")
     solved = {e.task_id for e in episodes if e.passed}
-    return {"tasks": len(tasks), "resumed": len(tasks) - len(todo), "episodes": len(episodes),
-            "episodes_passed": sum(e.passed for e in episodes), "tasks_solved": len(solved)}
+    report = {"tasks": len(tasks), "resumed": len(tasks) - len(todo), "episodes": len(episodes),
+              "episodes_passed": sum(e.passed for e in episodes), "tasks_solved": len(solved)}
+    if ctx.config.curriculum:
+        curriculum = _curriculum(ctx)
+        _fold_days(ctx, curriculum, cycle)
+        report["curriculum"] = curriculum.status(ctx.train.tasks)  # training tasks by standing, after today
+    return report
 
 
 def run_eval(ctx: LoopContext, cycle: int, checkpoint: str) -> dict[str, TaskResult]:
