@@ -23,6 +23,7 @@ bench: install
 	$(PY) benchmarks/verify_throughput.py
 	$(PY) benchmarks/funnel_savings.py
 	$(PY) benchmarks/mbpp_references.py
+	$(PY) benchmarks/kernel_timing.py
 	$(PY) benchmarks/data_throughput.py
 	$(PY) benchmarks/tokenize_throughput.py
 	$(PY) benchmarks/train_throughput.py

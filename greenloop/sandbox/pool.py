@@ -44,6 +44,7 @@ class _Worker:
         # A short allowlist: the server's environment is visible in its /proc entry, and
         # the verifier's may hold API keys.
         env = {k: v for k, v in os.environ.items() if k in ENV_ALLOWED or k.startswith("OPENBLAS_")}
+        env.update(config.get("env", {}))
         env["PYTHONPATH"] = package_root + os.pathsep + os.environ.get("PYTHONPATH", "")
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
@@ -89,11 +90,14 @@ class WorkerPool:
     """`with WorkerPool(workers=2) as pool: for index, result in pool.run(jobs): ...`"""
 
     def __init__(self, workers: int | None = None, isolation: str = "auto", hidden_paths: Iterable[str] = (),
-                 limits: Limits = Limits(), warm_modules: Iterable[str] = (), devices: Iterable[str] = ()):
+                 limits: Limits = Limits(), warm_modules: Iterable[str] = (), devices: Iterable[str] = (),
+                 env: dict[str, str] | None = None):
         """`warm_modules` are imported by each fork server before its zygote forks, so
         candidates start with them loaded (`torch` for kernel jobs), and a module named
         by a job's `runner` must be among them. `devices` are extra /dev entries (names
-        or globs, e.g. `nvidia*`) bound into the candidate's root, for GPU work."""
+        or globs, e.g. `nvidia*`) bound into the candidate's root, for GPU work. `env` adds
+        variables to the fork servers' environment at start (e.g. GLIBC_TUNABLES); the
+        candidate's own environment is scrubbed regardless."""
         if isolation not in ("auto", "none"):
             raise ValueError(f"isolation must be 'auto' or 'none', got {isolation!r}")
         self.size = workers or os.cpu_count() or 1
@@ -102,7 +106,7 @@ class WorkerPool:
         self.log_dir = tempfile.mkdtemp(prefix="greenloop-logs-")
         hidden = sorted({str(Path(p).resolve()) for p in hidden_paths})
         self.config = {"isolation": isolation, "scratch": self.scratch, "hidden": hidden, "limits": limits.to_dict(),
-                       "warm": list(warm_modules), "devices": list(devices)}
+                       "warm": list(warm_modules), "devices": list(devices), "env": dict(env or {})}
         self.selector = selectors.DefaultSelector()
         self.workers: list[_Worker] = []
         self.next_id = 0

@@ -10,11 +10,13 @@ handed jobs by `greenloop.sandbox.child.run_job`. A job has a `mode`:
 - `candidate`: exec the candidate, build `ModelNew` from the same seed and init inputs,
   run it on the input arrays it was given; return each output and the inputs as they
   are after the call (the parent judges both).
-- `timing`: warm up, then time trials, each on fresh inputs from `get_inputs()` under a
-  seed drawn from os.urandom after the previous trial (so no output can be computed
-  ahead). Inputs are made outside the timed region; the clock and the random source are
-  bound before any candidate code runs. A random subset of the timed outputs is kept
-  with its seed, for the parent to check against the reference.
+- `timing`: warm up, then time trials (at least `trials`, and more until the timed calls
+  add up to `min_time_s`, at most `max_trials` or `budget_s` of wall time), each on fresh inputs from `get_inputs()`
+  under a seed drawn from os.urandom after the previous trial (so no output can be
+  computed ahead). Inputs are made outside the timed region; the clock and the random source are
+  bound before any candidate code runs. A random subset of the timed outputs (each with
+  probability `keep_fraction`, up to `max_kept`) is kept with its seed, for the parent to
+  check against the reference.
 
 Every frame is one JSON line. What the child reports about itself (timings, thread
 counts, patched clocks) is evidence the parent weighs, not proof: see
@@ -233,8 +235,13 @@ def _trials(job: dict, problem: dict, model, device: str, spec: dict) -> dict:
         _sync(device)
         threads_after_warmup = _thread_count()
         times, kept, threads_max, wrong_type = [], [], threads_after_warmup, None
-        for _ in range(job["trials"]):
+        min_total, max_kept, max_trials = job.get("min_time_s", 0.0), job.get("max_kept", 16), job.get("max_trials", 300)
+        stop_at = _CLOCK() + 1e9 * job.get("budget_s", 3.0)  # inputs are made between trials: bound that too
+        while len(times) < job["trials"] or (sum(times) < min_total and len(times) < max_trials and _CLOCK() < stop_at):
             seed = int.from_bytes(_URANDOM(4), "little")
+            # A pad of random size moves where this trial's tensors land, so an alignment
+            # that happens to suit (or hurt) a kernel is averaged over, not fixed per process.
+            pad = torch.empty(64 * int.from_bytes(_URANDOM(2), "little") % (1 << 16), dtype=torch.uint8)
             inputs, _ = make_inputs(problem, {**spec, "seed": seed})
             inputs = _to(inputs, device)
             flush()
@@ -244,8 +251,9 @@ def _trials(job: dict, problem: dict, model, device: str, spec: dict) -> dict:
             if type(out) is not torch.Tensor:
                 wrong_type = type(out).__name__
                 break
-            if _URANDOM(1)[0] < keep_per_256:
+            if len(kept) < max_kept and _URANDOM(1)[0] < keep_per_256:
                 kept.append({"seed": seed, "out": encode(out)})
+            del pad
     return {"times": times, "kept": kept, "threads_warm": threads_after_warmup, "threads_max": threads_max,
             "wrong_type": wrong_type}
 

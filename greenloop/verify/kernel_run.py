@@ -1,6 +1,6 @@
 """Running the kernel funnel for one problem's candidates: correctness jobs in parallel,
 then timing one job at a time (pinned to one core on a CPU, so trials do not share it),
-with the reference timed twice for the noise floor and again beside any speedup that
+with the reference timed in three processes for the noise floor and again beside any speedup that
 needs a re-check. See `kernel_verify` for the stages and the reward.
 """
 
@@ -15,6 +15,11 @@ from greenloop.verify.kernel_compare import compare_output
 from greenloop.verify.kernel_frames import ReferenceError, frames_of, job_failure
 from greenloop.verify.kernel_timing import noise_floor, speedup_interval, summarise, within_noise
 from greenloop.verify.kernel_verify import STAGES, KernelResult, check_candidate_frames
+
+# The reference is measured in this many fresh processes; the noise floor is the widest
+# disagreement among them (two processes of the same code can differ by tens of percent
+# for kernels under ~0.2 ms, where where the tensors land in memory matters).
+REFERENCE_MEASUREMENTS = 3
 
 
 def run_funnel(verifier, problem, completions: list[str]) -> list[KernelResult]:
@@ -96,7 +101,8 @@ def timing_run(verifier, problem, reference: dict, program: str | None) -> tuple
     """One timing job; (the child's timing frame, "") or (None, why it failed)."""
     config = verifier.config
     job = verifier.job("timing", problem=problem.source, candidate=program, spec=timing_spec(reference),
-                        warmup=config.warmup, trials=config.trials, keep_fraction=config.keep_fraction,
+                        warmup=config.warmup, trials=config.trials, min_time_s=config.min_time_s,
+                        keep_fraction=config.keep_fraction,  # the reference's too: the same work between trials
                         cpu=_timing_cpu() if config.device == "cpu" else None)
     (result,) = verifier.run_jobs([job])
     phases, _, _ = frames_of(result)
@@ -113,7 +119,7 @@ def reference_times(verifier, problem, reference: dict) -> list[list[float]]:
     cached = verifier.reference_times.get(problem.name)
     if cached is None:
         cached = []
-        for _ in range(2):
+        for _ in range(REFERENCE_MEASUREMENTS):
             frame, why = timing_run(verifier, problem, reference, None)
             if frame is None:
                 raise ReferenceError(f"{problem.path}: timing the reference failed: {why}")
@@ -154,9 +160,9 @@ def time_candidate(verifier, problem, reference: dict, program: str, flags: list
     distrust = _timed_evidence(verifier, problem, reference, frame)
     if distrust:
         return StageResult("timing", Outcome.FAILED, time.perf_counter() - started, distrust), {}
-    ref_all = ref_runs[0] + ref_runs[1]
+    ref_all = [t for run in ref_runs for t in run]
     speedup, low, high = speedup_interval(ref_all, frame["times"], seed=verifier.config.seed)
-    floor = noise_floor(*ref_runs)
+    floor = noise_floor(ref_runs)
     timing = {"speedup": speedup, "speedup_ci": [low, high], "noise_floor": floor,
               "reference": summarise(ref_all).to_dict(), "candidate": summarise(frame["times"]).to_dict()}
     confirmed, ceiling = True, float("inf")

@@ -7,7 +7,8 @@ the sandbox child reported.
 - Speedup = median(reference) / median(candidate). Its 95% confidence interval is a
   percentile bootstrap: both samples resampled with replacement `BOOTSTRAP` times with a
   fixed seed, the ratio of medians taken each time.
-- The noise floor is the same ratio for the reference timed against itself (two jobs);
+- The noise floor is the widest ratio among the reference's own measurements (three
+  jobs, each a fresh process), minus one;
   a speedup whose interval reaches inside [1 / (1 + floor), 1 + floor] is "within noise".
 - A speedup above `IMPLAUSIBLE` (10x) is re-measured in fresh processes before it counts
   (see `kernel_run._recheck`).
@@ -58,10 +59,11 @@ def speedup_interval(reference: list[float], candidate: list[float], seed: int =
     return point, ratios[int(0.025 * rounds)], ratios[min(rounds - 1, int(0.975 * rounds))]
 
 
-def noise_floor(first: list[float], second: list[float]) -> float:
-    """How far two measurements of the same reference disagree: |ratio of medians - 1|."""
-    ratio = statistics.median(first) / max(statistics.median(second), 1e-12)
-    return abs(max(ratio, 1 / ratio) - 1)
+def noise_floor(measurements: list[list[float]]) -> float:
+    """How far measurements of the same reference disagree: the largest ratio of their
+    medians, minus one."""
+    medians = [statistics.median(m) for m in measurements]
+    return max(medians) / max(min(medians), 1e-12) - 1
 
 
 def within_noise(low: float, high: float, floor: float) -> bool:

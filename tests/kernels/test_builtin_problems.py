@@ -17,7 +17,7 @@ PROBLEMS = builtin_problems()
 
 @pytest.fixture(scope="module")
 def verifier():
-    with KernelVerifier(KernelConfig(trials=20, warmup=5, keep_fraction=0.5)) as v:
+    with KernelVerifier(KernelConfig(trials=20, warmup=5, min_time_s=0.1, keep_fraction=0.5)) as v:
         yield v
 
 
@@ -36,7 +36,7 @@ def test_problem(verifier, problem):
     # The same code: its interval reaches 1, give or take what the machine's own noise
     # (the reference timed against itself) allows.
     low, high = reference.verdict.meta["speedup_ci"]
-    slack = 1.25 * (1 + reference.verdict.meta["noise_floor"])
+    slack = 1.5 * (1 + reference.verdict.meta["noise_floor"])
     assert low < slack and high > 1 / slack, reference.verdict.detail
     assert any(f.startswith("calls_reference_op") for f in reference.flags)
     assert reference.verdict.meta["credited_speedup"] == 1.0 and reference.reward == 0.5
