@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import os
+import sys
 import time
 
 import numpy  # noqa: F401  (loaded before the zygote forks: Tensor.numpy needs it)
@@ -36,8 +37,32 @@ FLOAT_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32":
                 "float64": torch.float64}
 _CLOCK = time.perf_counter_ns  # bound at load, before any candidate code exists
 _URANDOM = os.urandom
-_WATCHED_CLOCKS = {"perf_counter": time.perf_counter, "perf_counter_ns": time.perf_counter_ns,
-                   "monotonic": time.monotonic, "time": time.time, "process_time": time.process_time}
+OUT_OF_MEMORY = (MemoryError, torch.OutOfMemoryError)
+# What the harness relies on between trials (clocks, and what makes inputs), as loaded:
+# a candidate that replaces any of them fails the timing stage, however it reached them.
+_WATCHED = {f"{owner.__name__}.{name}": getattr(owner, name) for owner, names in (
+    (time, ("perf_counter", "perf_counter_ns", "monotonic", "time", "process_time")),
+    (torch, ("randn", "rand", "randint", "manual_seed", "zeros_like", "empty", "stack", "cat")),
+    (torch.Tensor, ("to", "abs", "clone", "__mul__", "__neg__", "__add__", "contiguous")),
+) for name in names}
+
+
+def _tampered() -> list[str]:
+    """Watched attributes replaced since load, and any torch function or dispatch mode
+    left active (which would see every input the harness makes)."""
+    found = [key for key, fn in _WATCHED.items()
+             if getattr(time if key.startswith("time.") else torch.Tensor if key.startswith("Tensor.") else torch,
+                        key.split(".", 1)[1], None) is not fn]
+    if torch._C._len_torch_function_stack() or torch._C._len_torch_dispatch_stack():
+        found.append("a torch function/dispatch mode is active")
+    return found
+
+
+def _forget_harness() -> None:
+    """Before candidate code runs: greenloop's modules leave sys.modules, so importing
+    them finds nothing to patch (the static stage refuses the import as well)."""
+    for name in [n for n in sys.modules if n == "greenloop" or n.startswith("greenloop.")]:
+        del sys.modules[name]
 
 
 # ---- plain arrays across the boundary ---------------------------------------------------
@@ -56,8 +81,16 @@ def encode(value):
     raise TypeError(f"cannot send a {type(value).__name__} across the sandbox boundary")
 
 
+DTYPES = {"float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool",
+          "complex64", "complex128"}
+
+
 def decode(value):
+    """The inverse of `encode`. Raises ValueError on anything `encode` would not have
+    written (the parent decodes what a candidate's child sent)."""
     if isinstance(value, dict) and "data" in value:
+        if value.get("dtype") not in DTYPES or not isinstance(value.get("shape"), list):
+            raise ValueError("malformed array: unknown dtype or shape")
         dtype = getattr(torch, value["dtype"])
         raw = bytearray(base64.b64decode(value["data"]))
         if dtype == torch.bfloat16:
@@ -157,12 +190,12 @@ def _reference(job: dict, write) -> None:
     for index, spec in enumerate(job["sets"]):
         try:
             inputs, init = make_inputs(problem, spec)
+            sent = encode(inputs)  # before the call: a reference that changes its inputs is judged on what it was given
             model = build_model(problem["Model"], init, spec, device)
             with torch.no_grad():
                 out = model(*_to(inputs, device))
             _sync(device)
-            write({"i": index, "inputs": encode(inputs), "init": encode(init), "out": encode(out)},
-                  flush=False)
+            write({"i": index, "inputs": sent, "init": encode(init), "out": encode(out)}, flush=False)
         except BaseException as exc:  # the problem itself is broken: the verifier says so
             write({"i": index, **describe(exc)})
             return
@@ -170,6 +203,7 @@ def _reference(job: dict, write) -> None:
 
 def _candidate(job: dict, write) -> None:
     device = job.get("device", "cpu")
+    _forget_harness()
     try:
         namespace = load_source(job["candidate"], "<candidate>")
         cls = namespace["ModelNew"]
@@ -189,11 +223,11 @@ def _candidate(job: dict, write) -> None:
             _sync(device)
             frame = {"i": index, "type": type(out).__name__, "out": encode(out) if type(out) is torch.Tensor else None,
                      "after": encode(inputs)}
-        except MemoryError:
+        except OUT_OF_MEMORY:
             frame = {"i": index, "memory": True}
         except BaseException as exc:
             frame = {"i": index, **describe(exc)}
-        write(frame, flush=index == 0)
+        write(frame)  # each at once: a run cut short still reports the sets it finished
 
 
 def _thread_count() -> int:
@@ -210,19 +244,32 @@ def _thread_count() -> int:
 def _timing(job: dict, write) -> None:
     device = job.get("device", "cpu")
     spec = job["spec"]
+    threads_start = _thread_count()
     try:
         problem = load_source(job["problem"], "<problem>")
+        if job.get("candidate"):
+            _forget_harness()
         cls = load_source(job["candidate"], "<candidate>")["ModelNew"] if job.get("candidate") else problem["Model"]
         model = build_model(cls, decode(spec["init"]), spec, device)
         trials = _trials(job, problem, model, device, spec)
-    except MemoryError:
+    except OUT_OF_MEMORY:
         write({"phase": "timing", "memory": True})
         return
     except BaseException as exc:
         write({"phase": "timing", **describe(exc)})
         return
-    patched = [name for name, fn in _WATCHED_CLOCKS.items() if getattr(time, name, None) is not fn]
-    write({"phase": "timing", **trials, "patched": patched})
+    write({"phase": "timing", **trials, "threads_start": threads_start, "patched": trials["patched"] + _tampered(),
+           "settings": _settings_changed(job)})
+
+
+def _settings_changed(job: dict) -> list[str]:
+    """Thread count and core pinning as the harness set them, or what changed."""
+    changed = []
+    if torch.get_num_threads() != int(job.get("threads", 1)):
+        changed.append(f"torch threads {torch.get_num_threads()}")
+    if job.get("cpu") is not None and hasattr(os, "sched_getaffinity") and os.sched_getaffinity(0) != {int(job["cpu"])}:
+        changed.append("CPU affinity")
+    return changed
 
 
 def _trials(job: dict, problem: dict, model, device: str, spec: dict) -> dict:
@@ -233,8 +280,8 @@ def _trials(job: dict, problem: dict, model, device: str, spec: dict) -> dict:
             inputs, _ = make_inputs(problem, {**spec, "seed": int.from_bytes(_URANDOM(4), "little")})
             model(*_to(inputs, device))
         _sync(device)
-        threads_after_warmup = _thread_count()
-        times, kept, threads_max, wrong_type = [], [], threads_after_warmup, None
+        threads_after_warmup, patched = _thread_count(), _tampered()
+        times, reservoir, threads_max, wrong_type = [], [], threads_after_warmup, None
         min_total, max_kept, max_trials = job.get("min_time_s", 0.0), job.get("max_kept", 16), job.get("max_trials", 300)
         stop_at = _CLOCK() + 1e9 * job.get("budget_s", 3.0)  # inputs are made between trials: bound that too
         while len(times) < job["trials"] or (sum(times) < min_total and len(times) < max_trials and _CLOCK() < stop_at):
@@ -251,21 +298,36 @@ def _trials(job: dict, problem: dict, model, device: str, spec: dict) -> dict:
             if type(out) is not torch.Tensor:
                 wrong_type = type(out).__name__
                 break
-            if len(kept) < max_kept and _URANDOM(1)[0] < keep_per_256:
-                kept.append({"seed": seed, "out": encode(out)})
+            _keep(reservoir, len(times), max_kept, keep_per_256, seed, out)
             del pad
+    kept = [{"seed": seed, "out": encode(out)} for seed, out in reservoir]
     return {"times": times, "kept": kept, "threads_warm": threads_after_warmup, "threads_max": threads_max,
-            "wrong_type": wrong_type}
+            "wrong_type": wrong_type, "patched": patched}
+
+
+def _keep(reservoir: list, trial: int, size: int, keep_per_256: int, seed: int, out) -> None:
+    """Reservoir sampling over every trial (each equally likely to be checked, the last as
+    much as the first), after a coin with `keep_fraction`: a copy is kept, so the
+    candidate cannot change it afterwards."""
+    if not keep_per_256 or _URANDOM(1)[0] >= keep_per_256:
+        return
+    if len(reservoir) < size:
+        reservoir.append((seed, out.detach().clone()))
+        return
+    slot = int.from_bytes(_URANDOM(4), "little") % trial
+    if slot < size:
+        reservoir[slot] = (seed, out.detach().clone())
 
 
 def _timed_call(model, inputs: list, device: str):
-    """One trial: wall clock on a CPU, CUDA events on a GPU (after a synchronize, so no
-    work queued on another stream escapes the measurement)."""
+    """One trial: wall clock on a CPU, CUDA events on a GPU (the end recorded after a
+    device-wide synchronize, so no work queued on another stream escapes the measurement)."""
     if device.startswith("cuda"):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         torch.cuda.synchronize()
         start.record()
         out = model(*inputs)
+        torch.cuda.synchronize()  # device-wide: work the candidate queued on another stream counts
         end.record()
         torch.cuda.synchronize()
         return out, start.elapsed_time(end) / 1e3

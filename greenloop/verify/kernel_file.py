@@ -4,14 +4,15 @@ out, resumable.
 Samples are JSONL, one object per line with `task_id` (`kernels/level1/softmax`, or the
 problem's name `level1/softmax`) and `completion`. Results are written per problem as
 soon as its candidates are judged, each line the sample's fields plus `sample_line`,
-`passed`, `outcome`, `stage`, `detail`, `flags`, `reward` and the timing figures. A killed
-run continues with `resume=True`: samples whose line is already in the results are
-skipped. A `.meta.json` beside the results holds the config, the sandbox's isolation and
+`sample_key`, `passed`, `outcome`, `stage`, `detail`, `flags`, `reward` and the timing
+figures. A killed run continues with `resume=True`: samples whose key (line and content)
+is already in the results are skipped. A `.meta.json` beside the results holds the config, the sandbox's isolation and
 the funnel's per-stage counts.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import statistics
@@ -39,19 +40,30 @@ def read_samples(path: str, problems: dict) -> dict[str, list[tuple[int, dict]]]
     return grouped
 
 
-def _done_lines(out: str) -> set[int]:
+def sample_key(line: int, sample: dict) -> str:
+    """A sample's identity for resume: its line and its content, so an edited samples
+    file does not skip the wrong samples."""
+    digest = hashlib.sha256(f"{sample.get('task_id')}\0{sample.get('completion')}".encode()).hexdigest()[:16]
+    return f"{line}:{digest}"
+
+
+def _done_keys(out: str, current: set[str]) -> set[str]:
+    """Keys of the samples already judged in `out`. The file is rewritten first with only
+    the rows of samples still in the samples file, whole lines only (a line cut by a
+    kill is judged again), so appending starts on a fresh line."""
     if not os.path.exists(out):
         return set()
-    done = set()
-    for record in read_jsonl(out, on_error=lambda err: None):  # a line cut by a kill is redone
-        if isinstance(record.data.get("sample_line"), int):
-            done.add(record.data["sample_line"])
-    return done
+    kept = [r.data for r in read_jsonl(out, on_error=lambda err: None) if r.data.get("sample_key") in current]
+    tmp = out + ".tmp"
+    with open(tmp, "w") as fh:
+        fh.writelines(json.dumps(row) + "\n" for row in kept)
+    os.replace(tmp, out)
+    return {row["sample_key"] for row in kept}
 
 
 def result_row(sample: dict, line: int, result: KernelResult) -> dict:
     verdict = result.verdict
-    row = {**sample, "sample_line": line, "passed": verdict.passed, "outcome": verdict.outcome.value,
+    row = {**sample, "sample_line": line, "sample_key": sample_key(line, sample), "passed": verdict.passed, "outcome": verdict.outcome.value,
            "stage": verdict.stage, "detail": verdict.detail, "flags": result.flags, "reward": result.reward,
            "stages": [{"stage": s.stage, "outcome": s.outcome.value, "seconds": round(s.seconds, 4), "detail": s.detail}
                       for s in verdict.stages]}
@@ -64,17 +76,19 @@ def result_row(sample: dict, line: int, result: KernelResult) -> dict:
 def verify_samples(problems: dict, samples: str, out: str, config: KernelConfig, resume: bool = False,
                    progress: bool = True) -> dict:
     grouped = read_samples(samples, problems)
-    done = _done_lines(out) if resume else set()
+    current = {sample_key(line, sample) for items in grouped.values() for line, sample in items}
+    done = _done_keys(out, current) if resume else set()
     if not resume and os.path.exists(out):
         os.unlink(out)
     total = sum(len(v) for v in grouped.values())
     results: list[KernelResult] = []
     by_name = {p.name: p for p in problems.values()}
     bar = _bar(total, progress)
-    bar.update(len(done))
+    todo_by_name = {name: [(line, sample) for line, sample in items if sample_key(line, sample) not in done]
+                    for name, items in grouped.items()}
+    bar.update(total - sum(len(v) for v in todo_by_name.values()))
     with KernelVerifier(config) as verifier, open(out, "a") as fh:
-        for name, items in grouped.items():
-            todo = [(line, sample) for line, sample in items if line not in done]
+        for name, todo in todo_by_name.items():
             if not todo:
                 continue
             judged = verifier.verify(by_name[name], [s["completion"] for _, s in todo])

@@ -32,7 +32,7 @@ def frames_of(result: dict) -> tuple[dict, dict[int, dict], list[dict]]:
         if not isinstance(frame, dict):
             continue
         every.append(frame)
-        if "phase" in frame:
+        if isinstance(frame.get("phase"), str):
             phases[frame["phase"]] = frame
         elif isinstance(frame.get("i"), int):
             sets[frame["i"]] = frame

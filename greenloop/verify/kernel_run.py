@@ -98,7 +98,8 @@ def timing_spec(reference: dict) -> dict:
 
 
 def timing_run(verifier, problem, reference: dict, program: str | None) -> tuple[dict | None, str]:
-    """One timing job; (the child's timing frame, "") or (None, why it failed)."""
+    """One timing job; (the child's timing frame, "") or (None, why it failed). A frame
+    that is not what the harness writes counts as a failure."""
     config = verifier.config
     job = verifier.job("timing", problem=problem.source, candidate=program, spec=timing_spec(reference),
                         warmup=config.warmup, trials=config.trials, min_time_s=config.min_time_s,
@@ -109,55 +110,82 @@ def timing_run(verifier, problem, reference: dict, program: str | None) -> tuple
     frame = phases.get("timing")
     if frame is None or "raise" in frame or frame.get("memory"):
         failure = job_failure(result)
+        if frame and frame.get("memory"):
+            return None, "out of memory while timed"
         why = f"{frame['raise']}: {frame.get('msg', '')}" if frame and "raise" in frame else \
             (failure[1] if failure else "no timing result")
         return None, why
+    times = frame.get("times")
+    if not (isinstance(times, list) and times and all(isinstance(t, (int, float)) and 0 <= t < 1e4 for t in times)
+            and isinstance(frame.get("kept", []), list)):
+        return None, "malformed timing result"
     return frame, ""
 
 
-def reference_times(verifier, problem, reference: dict) -> list[list[float]]:
-    cached = verifier.reference_times.get(problem.name)
+def reference_frames(verifier, problem, reference: dict) -> list[dict]:
+    """The reference's timing frames, measured once per problem."""
+    cached = verifier.reference_timings.get(problem.name)
     if cached is None:
         cached = []
         for _ in range(REFERENCE_MEASUREMENTS):
             frame, why = timing_run(verifier, problem, reference, None)
             if frame is None:
                 raise ReferenceError(f"{problem.path}: timing the reference failed: {why}")
-            cached.append(frame["times"])
-        verifier.reference_times[problem.name] = cached
+            cached.append(frame)
+        verifier.reference_timings[problem.name] = cached
     return cached
 
 
-def _timed_evidence(verifier, problem, reference: dict, frame: dict) -> str | None:
+def _timed_evidence(verifier, problem, reference: dict, frame: dict, ref_frames: list[dict]) -> str | None:
     """Why the child's timing report cannot be trusted, or None."""
     if frame.get("patched"):
-        return "the candidate replaced the clock (" + ", ".join(frame["patched"]) + ")"
+        names = ", ".join(dict.fromkeys(map(str, frame["patched"])))
+        return f"the candidate replaced what timing relies on ({names})"
+    if frame.get("settings"):
+        return "the candidate changed the timing settings (" + ", ".join(map(str, frame["settings"])) + ")"
     if frame.get("wrong_type"):
         return f"a timed call returned a {frame['wrong_type']}, not a torch.Tensor"
-    if frame.get("threads_max", 0) > frame.get("threads_warm", 0):
-        return "the candidate started threads during timed calls"
+    allowed = max([frame.get("threads_start", 0)] + [f.get("threads_max", 0) for f in ref_frames])
+    if frame.get("threads_max", 0) > allowed:
+        return "the candidate started threads of its own"
     kept = frame.get("kept", [])
-    if kept:
-        base = timing_spec(reference)
-        specs = [{**base, "seed": k["seed"]} for k in kept]
-        checked = verifier.reference_on(problem, specs)
-        for k, ref in zip(kept, checked["sets"]):
+    if not kept and len(frame["times"]) >= 30 and verifier.config.keep_fraction >= 0.1:
+        return "none of the timed outputs came back to be checked"
+    return _check_kept(verifier, problem, reference, kept)
+
+
+def _check_kept(verifier, problem, reference: dict, kept: list) -> str | None:
+    if not all(isinstance(k, dict) and isinstance(k.get("seed"), int) and 0 <= k["seed"] < 2**32 for k in kept):
+        return "malformed timing result (kept outputs)"
+    if not kept:
+        return None
+    base = timing_spec(reference)
+    try:
+        checked = verifier.reference_on(problem, [{**base, "seed": k["seed"]} for k in kept])
+    except ReferenceError as exc:
+        return f"the timed outputs could not be checked: {exc}"
+    for k, ref in zip(kept, checked["sets"]):
+        try:
             wrong = compare_output(decode(k["out"]), ref["out"])
-            if wrong:
-                return f"a timed call (seed {k['seed']}) returned a wrong result: {wrong}"
+        except (ValueError, TypeError, KeyError, RuntimeError, AttributeError):
+            wrong = "malformed output"
+        if wrong:
+            return f"a timed call (seed {k['seed']}) returned a wrong result: {wrong}"
     return None
 
 
 def time_candidate(verifier, problem, reference: dict, program: str, flags: list[str]) -> tuple[StageResult, dict]:
     started = time.perf_counter()
     try:
-        ref_runs = reference_times(verifier, problem, reference)
+        ref_frames = reference_frames(verifier, problem, reference)
     except ReferenceError as exc:
         return StageResult("timing", Outcome.INFRA_ERROR, time.perf_counter() - started, str(exc)), {}
+    ref_runs = [f["times"] for f in ref_frames]
     frame, why = timing_run(verifier, problem, reference, program)
     if frame is None:
-        return StageResult("timing", Outcome.FAILED, time.perf_counter() - started, why), {}
-    distrust = _timed_evidence(verifier, problem, reference, frame)
+        outcome = Outcome.MEMORY if "out of memory" in why else Outcome.TIMEOUT if "time limit" in why else Outcome.FAILED
+        return StageResult("timing", outcome, time.perf_counter() - started, why), {}
+    distrust = _timed_evidence(verifier, problem, reference, frame, ref_frames)
     if distrust:
         return StageResult("timing", Outcome.FAILED, time.perf_counter() - started, distrust), {}
     ref_all = [t for run in ref_runs for t in run]
@@ -167,7 +195,10 @@ def time_candidate(verifier, problem, reference: dict, program: str, flags: list
               "reference": summarise(ref_all).to_dict(), "candidate": summarise(frame["times"]).to_dict()}
     confirmed, ceiling = True, float("inf")
     if speedup > verifier.config.recheck_above:
-        confirmed, timing["recheck"] = _recheck(verifier, problem, reference, program, speedup, floor)
+        confirmed, timing["recheck"] = _recheck(verifier, problem, reference, program, speedup, floor, ref_frames)
+        if "failed" in timing["recheck"]:
+            return StageResult("timing", Outcome.FAILED, time.perf_counter() - started,
+                               "re-check: " + timing["recheck"]["failed"]), {}
         ceiling = timing["recheck"].get("speedup", 1.0)
     credited = 1.0 if (flags or not confirmed or within_noise(low, high, floor)) else max(1.0, min(low, ceiling))
     timing["credited_speedup"] = credited
@@ -177,14 +208,18 @@ def time_candidate(verifier, problem, reference: dict, program: str, flags: list
     return StageResult("timing", Outcome.PASSED, time.perf_counter() - started, detail), timing
 
 
-def _recheck(verifier, problem, reference: dict, program: str, first: float, floor: float) -> tuple[bool, dict]:
+def _recheck(verifier, problem, reference: dict, program: str, first: float, floor: float,
+             ref_frames: list[dict]) -> tuple[bool, dict]:
     """Time the reference and the candidate again, each in a fresh process; the speedup
     counts only when the second measurement agrees with the first within a factor of
     2 x (1 + noise floor), and never for more than the second measurement shows."""
     ref, why_ref = timing_run(verifier, problem, reference, None)
+    if ref is None:
+        return False, {"error": f"the reference's re-measurement failed: {why_ref}"}
     cand, why_cand = timing_run(verifier, problem, reference, program)
-    if ref is None or cand is None or _timed_evidence(verifier, problem, reference, cand):
-        return False, {"error": why_ref or why_cand or "the re-check's timed outputs failed"}
+    distrust = why_cand if cand is None else _timed_evidence(verifier, problem, reference, cand, ref_frames)
+    if distrust:
+        return False, {"failed": distrust}
     second = speedup_interval(ref["times"], cand["times"], seed=verifier.config.seed + 1)[0]
     return min(first, second) / max(first, second) >= 0.5 / (1 + floor), {"speedup": second}
 

@@ -26,12 +26,16 @@ import ast
 from dataclasses import dataclass, field
 
 REFUSED_MODULES = {"ctypes", "gc", "inspect", "threading", "_thread", "multiprocessing", "concurrent", "subprocess",
-                   "signal", "socket", "importlib", "builtins", "sys", "pickle", "marshal", "mmap", "resource"}
-REFUSED_NAMES = {"exec", "eval", "compile", "__import__", "globals", "vars", "setattr", "delattr", "breakpoint"}
+                   "signal", "socket", "importlib", "builtins", "sys", "pickle", "marshal", "mmap", "resource",
+                   "os", "io", "greenloop", "torch.overrides", "torch.library", "torch.utils._python_dispatch"}
+REFUSED_NAMES = {"exec", "eval", "compile", "__import__", "globals", "vars", "setattr", "delattr", "breakpoint", "open"}
 REFUSED_ATTRIBUTES = {"_getframe", "f_locals", "f_globals", "f_back", "f_builtins", "__globals__", "__code__",
-                      "__subclasses__", "__builtins__", "__dict__", "__closure__", "gi_frame", "tb_frame"}
+                      "__subclasses__", "__builtins__", "__dict__", "__closure__", "gi_frame", "tb_frame",
+                      "os", "sys", "builtins", "overrides", "library", "TorchFunctionMode", "TorchDispatchMode",
+                      "__torch_function__", "__torch_dispatch__", "sched_setaffinity", "set_num_threads",
+                      "set_num_interop_threads"}
 PATCHABLE_MODULES = {"time", "torch", "os", "math", "numpy", "np", "F", "nn", "triton", "tl"}
-KERNEL_MARKERS = ("triton.jit", "tl.", "load_inline", "cpp_extension", "numba", "cuda.jit")
+KERNEL_LOADERS = {"load_inline", "load"}  # torch.utils.cpp_extension
 OP_ALIASES = {"mm": "matmul", "bmm": "matmul", "matmul": "matmul", "linear": "linear", "addmm": "linear",
               "conv2d": "conv2d", "conv1d": "conv1d", "conv3d": "conv3d"}  # names compared without underscores
 BINARY_OPS = {ast.MatMult: "matmul", ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow"}
@@ -62,7 +66,7 @@ def check_candidate(candidate: str, reference: str) -> StaticReport:
         return report
     reference_ops = _ops(_class(ast.parse(reference), "Model"))
     candidate_ops = _ops(new_class) | _ops_of_functions(tree)
-    has_kernel = any(marker in candidate for marker in KERNEL_MARKERS)
+    has_kernel = _has_kernel(tree)
     if reference_ops and reference_ops <= candidate_ops and not has_kernel:
         report.flags.append("calls_reference_op: " + ", ".join(sorted(reference_ops)))
     if _wraps_reference(new_class):
@@ -73,19 +77,53 @@ def check_candidate(candidate: str, reference: str) -> StaticReport:
     return report
 
 
+def _has_kernel(tree: ast.Module) -> bool:
+    """A kernel of the candidate's own: a function decorated `@*.jit` (Triton, numba) or an
+    inline C++/CUDA extension built with torch.utils.cpp_extension. Read from the syntax
+    tree, so a comment or a string naming them does not count."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            for decorator in node.decorator_list:
+                target = decorator.func if isinstance(decorator, ast.Call) else decorator
+                if _call_name(target) == "jit":
+                    return True
+        if isinstance(node, ast.Call) and _call_name(node.func) in KERNEL_LOADERS and "cpp_extension" in ast.unparse(node.func):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.module == "torch.utils.cpp_extension":
+            return True
+    return False
+
+
 def _class(tree: ast.Module | None, name: str) -> ast.ClassDef | None:
     if tree is None:
         return None
     return next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name), None)
 
 
+def _refused_module(name: str) -> bool:
+    parts = name.split(".")
+    return any(".".join(parts[:i]) in REFUSED_MODULES for i in range(1, len(parts) + 1))
+
+
+def _imported_names(tree: ast.Module) -> set[str]:
+    """Every name an import binds (`import torch as T` binds T): attributes of these are
+    the module attributes a candidate must not assign."""
+    names = set(PATCHABLE_MODULES)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
+
+
 def _refusals(tree: ast.Module) -> list[str]:
     found: list[str] = []
+    imported = _imported_names(tree)
     for node in ast.walk(tree):
         line = getattr(node, "lineno", "?")
         if isinstance(node, ast.Import):
-            found += [f"line {line}: imports {a.name}" for a in node.names if a.name.split(".")[0] in REFUSED_MODULES]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in REFUSED_MODULES:
+            found += [f"line {line}: imports {a.name}" for a in node.names if _refused_module(a.name)]
+        elif isinstance(node, ast.ImportFrom) and node.module and (
+                _refused_module(node.module) or any(_refused_module(f"{node.module}.{a.name}") for a in node.names)):
             found.append(f"line {line}: imports from {node.module}")
         elif isinstance(node, ast.Name) and node.id in REFUSED_NAMES:
             found.append(f"line {line}: uses {node.id}")
@@ -93,19 +131,20 @@ def _refusals(tree: ast.Module) -> list[str]:
             found.append(f"line {line}: reaches into {node.attr}")
         elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
             targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
-            found += [f"line {line}: patches {_dotted(t)}" for t in targets if _patches_module(t)]
+            found += [f"line {line}: patches {_dotted(t)}" for t in targets if _patches_module(t, imported)]
     return sorted(set(found), key=found.index)
 
 
-def _patches_module(target: ast.expr) -> bool:
-    """`time.perf_counter = ...` or `torch.nn.functional.gelu = ...`: an attribute of an
-    imported module rather than of an object the candidate made."""
+def _patches_module(target: ast.expr, imported: set[str]) -> bool:
+    """`time.perf_counter = ...`, `T.randn = ...` after `import torch as T`, or
+    `Tensor.to = ...` after `from torch import Tensor`: an attribute of something an
+    import bound, rather than of an object the candidate made."""
     if not isinstance(target, ast.Attribute):
         return False
     root = target.value
     while isinstance(root, ast.Attribute):
         root = root.value
-    return isinstance(root, ast.Name) and root.id in PATCHABLE_MODULES
+    return isinstance(root, ast.Name) and root.id in imported
 
 
 def _dotted(node: ast.expr) -> str:
@@ -139,7 +178,9 @@ def _ops_in(node: ast.AST) -> set[str]:
             ops.add(BINARY_OPS[type(sub.op)])
         elif isinstance(sub, ast.Call):
             name = _call_name(sub.func)
-            if name and name not in NOT_OPS and not name.startswith("_") and not _is_self_module_call(sub.func):
+            if name == "getattr" and len(sub.args) > 1 and isinstance(sub.args[1], ast.Constant):
+                name = str(sub.args[1].value).lower()  # getattr(torch, "softmax")(x) is torch.softmax
+            if name and name not in NOT_OPS and not _is_self_module_call(sub.func):
                 key = name.replace("_", "")  # F.layer_norm and nn.LayerNorm are one operator
                 ops.add(OP_ALIASES.get(key, key))
     return ops

@@ -131,7 +131,7 @@ class KernelVerifier:
         self.pool = WorkerPool(config.workers, config.isolation, limits=self.limits, devices=devices,
                                warm_modules=["numpy", "torch", RUNNER], env=SERVER_ENV)
         self.references: dict[str, dict] = {}
-        self.reference_times: dict[str, list[list[float]]] = {}
+        self.reference_timings: dict[str, list[dict]] = {}  # timing frames per problem
 
     def __enter__(self) -> "KernelVerifier":
         return self
@@ -197,7 +197,16 @@ class KernelVerifier:
 
 
 def check_candidate_frames(reference: dict, frames: dict) -> tuple[str, Outcome, str, int]:
-    """Judge a candidate job's per-set frames: (stage, outcome, detail, sets passed)."""
+    """Judge a candidate job's per-set frames: (stage, outcome, detail, sets passed). A
+    frame the harness would not have written fails the candidate, naming the set."""
+    try:
+        return _check_frames(reference, frames)
+    except (ValueError, TypeError, KeyError, RuntimeError, AttributeError, IndexError) as exc:
+        index = len([i for i in frames if isinstance(i, int)])
+        return ("smoke" if index == 0 else "inputs"), Outcome.FAILED, f"malformed result frame ({type(exc).__name__})", 0
+
+
+def _check_frames(reference: dict, frames: dict) -> tuple[str, Outcome, str, int]:
     for index, ref in enumerate(reference["sets"]):
         stage = "smoke" if index == 0 else "inputs"
         frame = frames.get(index)
@@ -215,7 +224,10 @@ def check_candidate_frames(reference: dict, frames: dict) -> tuple[str, Outcome,
         problem = compare_output(decode(frame["out"]), ref["out"])
         if problem:
             return stage, Outcome.FAILED, f"{where}: {problem}", index
-        changed = inputs_changed(ref["inputs"], decode(frame["after"]))
+        after = decode(frame["after"])
+        if not isinstance(after, list):
+            raise TypeError("after is not a list")
+        changed = inputs_changed(ref["inputs"], after)
         if changed:
             return stage, Outcome.FAILED, f"{where}: {changed.where}: {changed.detail}", index
     return "inputs", Outcome.PASSED, f"{len(reference['sets'])} input sets match", len(reference["sets"])

@@ -62,7 +62,19 @@ def test_patched_clock_is_refused_or_caught(verifier):
                             "c.perf_counter_ns = lambda: 0\n", 1)
     refused, caught = verdicts(verifier, [plain, hidden])
     assert refused.outcome is Outcome.REJECTED and refused.stage == "static" and "patches time" in refused.detail
-    assert caught.outcome is Outcome.FAILED and caught.stage == "timing" and "replaced the clock" in caught.detail
+    assert caught.outcome is Outcome.FAILED and caught.stage == "timing"
+    assert caught.detail == "the candidate replaced what timing relies on (time.perf_counter_ns)"
+
+
+def test_reaching_around_the_static_rules_is_caught_when_timed(verifier):
+    """What the static stage cannot see, the timing child checks: inputs made through a
+    replaced torch.randn, and thread settings changed through getattr."""
+    hooked = HONEST.replace("import torch\n", "import torch\nalias = torch\nalias.randn = alias.zeros\n", 1)
+    threads = model_new("e = (x - x.amax(-1, keepdim=True)).exp()\nreturn e / e.sum(-1, keepdim=True)",
+                        init="getattr(torch, 'set_num_' + 'threads')(2)")
+    hooked_verdict, threads_verdict = verdicts(verifier, [hooked, threads])
+    assert hooked_verdict.stage == "timing" and "torch.randn" in hooked_verdict.detail, hooked_verdict.detail
+    assert threads_verdict.stage == "timing" and "torch threads 2" in threads_verdict.detail, threads_verdict.detail
 
 
 @pytest.mark.parametrize("code, reason", [
@@ -71,6 +83,12 @@ def test_patched_clock_is_refused_or_caught(verifier):
     ("import sys\nf = sys._getframe\n", "reaches into _getframe"),
     ("x = eval('1')\n", "uses eval"),
     ("torch.softmax = lambda x, dim: x\n", "patches torch.softmax"),
+    ("import torch as T\nT.randn = T.zeros\n", "patches T.randn"),
+    ("from torch import Tensor\nTensor.to = None\n", "patches Tensor.to"),
+    ("import greenloop.verify.kernel_child as k\n", "imports greenloop"),
+    ("import os\nos.write(3, b'')\n", "imports os"),
+    ("from torch.overrides import TorchFunctionMode\n", "imports from torch.overrides"),
+    ("f = open\n", "uses open"),
 ])
 def test_tampering_is_refused_before_running(verifier, code, reason):
     (verdict,) = verdicts(verifier, [HONEST.replace("import torch.nn as nn\n", "import torch.nn as nn\n" + code, 1)])
