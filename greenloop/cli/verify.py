@@ -14,7 +14,8 @@ from greenloop.verify.funnel import VerifyConfig
 from greenloop.verify.run import verify_file
 
 TASKS_HELP = ("task families: humaneval | mbpp:PATH[@split] | jsonl:PATH | koans[:FAMILY][@train|@eval] | "
-              "rust_koans[:FAMILY][@train|@eval] | repair:SOURCE[@train|@eval] (comma-separated for several)")
+              "rust_koans[:FAMILY][@train|@eval] | repair:SOURCE[@train|@eval] | kernels[:level1|:level2|:DIR] "
+              "(comma-separated for several; kernel samples are verified by `greenloop kernels verify`)")
 
 
 def _common(p) -> None:
@@ -63,6 +64,9 @@ def _config(args) -> VerifyConfig:
 def _run(args, out: str) -> tuple[dict, list]:
     config = _config(args)
     tasks = load_tasks(args.tasks)
+    if any(task.family == "kernels" for task in tasks.tasks.values()):
+        raise ValueError("kernel tasks are checked against their reference model, not tests: "
+                         "use `greenloop kernels verify --samples FILE`")
     summary, results = verify_file(tasks, args.samples, out, config, args.strict, args.resume, not args.quiet)
     write_resolved(config, out + ".meta.json", tasks=args.tasks, samples=os.path.abspath(args.samples), summary=summary)
     return summary, results

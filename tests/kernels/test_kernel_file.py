@@ -66,3 +66,10 @@ def test_cli_verify_prints_the_funnel(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "2/2 correct" in out and "inputs" in out
     assert (tmp_path / "refs_results.jsonl.meta.json").exists()
+
+
+def test_plain_verify_points_kernel_tasks_to_the_kernel_verifier(tmp_path, capsys):
+    samples = tmp_path / "s.jsonl"
+    write_samples(samples, [{"task_id": "kernels/level1/relu", "completion": "x"}])
+    code = main(["verify", "--tasks", "kernels:level1", "--samples", str(samples), "--out", str(tmp_path / "r.jsonl")])
+    assert code == 2 and "greenloop kernels verify" in capsys.readouterr().err
