@@ -25,9 +25,10 @@ REFERENCE_MEASUREMENTS = 3
 
 def min_floor(reference_median_s: float) -> float:
     """The least noise floor a speedup must clear, whatever three measurements showed:
-    5%, and 100% for kernels under 0.1 ms a call, where the same code timed in two
-    processes on a 2-core CPU differed by up to 1.8x (relu against itself: 0.55x)."""
-    return 1.0 if reference_median_s < 1e-4 else 0.05
+    5%, and 100% for kernels under 1 ms a call, where the same code timed in two
+    processes on a 2-core CPU differed by up to 2x (relu against itself: 0.55x; an RMS
+    norm of 0.13 ms: 0.51x), more than three reference measurements reliably show."""
+    return 1.0 if reference_median_s < 1e-3 else 0.05
 
 
 def run_funnel(verifier, problem, completions: list[str]) -> list[KernelResult]:
