@@ -61,14 +61,9 @@ def add_commands(commands) -> None:
 
 
 def load(spec: str) -> dict:
-    from greenloop.tasks.kernels import builtin_problems, load_problems
+    from greenloop.tasks.kernels import KernelTasks
 
-    if spec == "builtin":
-        problems = builtin_problems()
-    elif spec in ("level1", "level2"):
-        problems = [p for p in builtin_problems() if p.level == int(spec[-1])]
-    else:
-        problems = load_problems(spec)
+    problems = KernelTasks().problems(None if spec == "builtin" else spec)
     if not problems:
         raise ValueError(f"no kernel problems found in {spec!r}")
     return {p.name: p for p in problems}

@@ -40,7 +40,7 @@ _URANDOM = os.urandom
 OUT_OF_MEMORY = (MemoryError, torch.OutOfMemoryError)
 # What the harness relies on between trials (clocks, and what makes inputs), as loaded:
 # a candidate that replaces any of them fails the timing stage, however it reached them.
-_WATCHED = {f"{owner.__name__}.{name}": getattr(owner, name) for owner, names in (
+_WATCHED = {f"{owner.__name__}.{name}": (owner, name, getattr(owner, name)) for owner, names in (
     (time, ("perf_counter", "perf_counter_ns", "monotonic", "time", "process_time")),
     (torch, ("randn", "rand", "randint", "manual_seed", "zeros_like", "empty", "stack", "cat")),
     (torch.Tensor, ("to", "abs", "clone", "__mul__", "__neg__", "__add__", "contiguous")),
@@ -50,9 +50,7 @@ _WATCHED = {f"{owner.__name__}.{name}": getattr(owner, name) for owner, names in
 def _tampered() -> list[str]:
     """Watched attributes replaced since load, and any torch function or dispatch mode
     left active (which would see every input the harness makes)."""
-    found = [key for key, fn in _WATCHED.items()
-             if getattr(time if key.startswith("time.") else torch.Tensor if key.startswith("Tensor.") else torch,
-                        key.split(".", 1)[1], None) is not fn]
+    found = [key for key, (owner, name, fn) in _WATCHED.items() if getattr(owner, name, None) is not fn]
     if torch._C._len_torch_function_stack() or torch._C._len_torch_dispatch_stack():
         found.append("a torch function/dispatch mode is active")
     return found

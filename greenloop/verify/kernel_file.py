@@ -16,12 +16,12 @@ import hashlib
 import json
 import os
 import statistics
-import sys
 from dataclasses import asdict
 
 from greenloop.io import DataError, read_jsonl, require
 from greenloop.verify.kernel_run import funnel_counts
 from greenloop.verify.kernel_verify import KernelConfig, KernelResult, KernelVerifier
+from greenloop.verify.run import progress_bar
 
 
 def read_samples(path: str, problems: dict) -> dict[str, list[tuple[int, dict]]]:
@@ -83,7 +83,7 @@ def verify_samples(problems: dict, samples: str, out: str, config: KernelConfig,
     total = sum(len(v) for v in grouped.values())
     results: list[KernelResult] = []
     by_name = {p.name: p for p in problems.values()}
-    bar = _bar(total, progress)
+    bar = progress_bar(total, progress, desc="kernels")
     todo_by_name = {name: [(line, sample) for line, sample in items if sample_key(line, sample) not in done]
                     for name, items in grouped.items()}
     bar.update(total - sum(len(v) for v in todo_by_name.values()))
@@ -121,8 +121,3 @@ def summarise_file(out: str) -> dict:
             "flagged": sum(1 for r in rows if r.get("flags")),
             "outcomes": {o: sum(1 for r in rows if r.get("outcome") == o) for o in sorted({r.get("outcome") for r in rows})}}
 
-
-def _bar(total: int, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="cand", desc="kernels", disable=(not enabled) or None, file=sys.stderr, leave=False)

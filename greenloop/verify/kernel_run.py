@@ -12,10 +12,15 @@ import time
 
 from greenloop.types import Outcome, StageResult, Verdict
 from greenloop.verify.kernel_child import decode
-from greenloop.verify.kernel_compare import compare_output
+from greenloop.verify.kernel_compare import compare_output, inputs_changed
 from greenloop.verify.kernel_frames import ReferenceError, frames_of, job_failure
-from greenloop.verify.kernel_timing import noise_floor, speedup_interval, summarise, within_noise
-from greenloop.verify.kernel_verify import STAGES, KernelResult, check_candidate_frames
+from greenloop.verify.kernel_timing import (
+    noise_floor,
+    speedup_interval,
+    summarise,
+    within_noise,
+)
+from greenloop.verify.kernel_verify import STAGES, KernelResult
 
 # The reference is measured in this many fresh processes; the noise floor is the widest
 # disagreement among them (two processes of the same code can differ by tens of percent
@@ -59,12 +64,8 @@ def run_funnel(verifier, problem, completions: list[str]) -> list[KernelResult]:
 
 
 def _result(stages: list[StageResult], flags: list[str], passed: int, total: int, timing: dict | None = None) -> KernelResult:
-    last = stages[-1]
-    outcome = last.outcome if last.outcome is not Outcome.PASSED else Outcome.PASSED
-    for stage in stages:
-        if stage.outcome is not Outcome.PASSED:
-            outcome, last = stage.outcome, stage
-            break
+    last = next((s for s in stages if s.outcome is not Outcome.PASSED), stages[-1])
+    outcome = last.outcome
     timing = timing or {}
     meta = {"flags": list(flags), "credited_speedup": timing.get("credited_speedup", 1.0), **timing}
     signature = "" if outcome is Outcome.PASSED else f"{last.stage}: {last.detail.split(':')[0][:80]}"
@@ -90,6 +91,41 @@ def candidate_stages(reference: dict, result: dict) -> tuple[list[StageResult], 
         stages.append(StageResult("smoke", Outcome.PASSED, 0.0, "input set 0 matches"))
     stages.append(StageResult(stage, outcome, seconds, detail))
     return stages, passed
+
+
+def check_candidate_frames(reference: dict, frames: dict) -> tuple[str, Outcome, str, int]:
+    """Judge a candidate job's per-set frames: (stage, outcome, detail, sets passed). A
+    frame the harness would not have written fails the candidate, naming the set."""
+    try:
+        return _check_frames(reference, frames)
+    except (ValueError, TypeError, KeyError, RuntimeError, AttributeError, IndexError) as exc:
+        index = len([i for i in frames if isinstance(i, int)])
+        return ("smoke" if index == 0 else "inputs"), Outcome.FAILED, f"malformed result frame ({type(exc).__name__})", 0
+
+
+def _check_frames(reference: dict, frames: dict) -> tuple[str, Outcome, str, int]:
+    for index, ref in enumerate(reference["sets"]):
+        stage = "smoke" if index == 0 else "inputs"
+        frame = frames.get(index)
+        where = f"input set {index} ({ref['label']})"
+        if frame is None:
+            return stage, Outcome.FAILED, f"{where}: no result", index
+        if frame.get("memory"):
+            return stage, Outcome.MEMORY, f"{where}: out of memory", index
+        if "raise" in frame:
+            return stage, Outcome.FAILED, f"{where}: {frame['raise']}: {frame.get('msg', '')}", index
+        if frame.get("out") is None:
+            return stage, Outcome.FAILED, f"{where}: returned a {frame.get('type')}, not a torch.Tensor", index
+        problem = compare_output(decode(frame["out"]), ref["out"])
+        if problem:
+            return stage, Outcome.FAILED, f"{where}: {problem}", index
+        after = decode(frame["after"])
+        if not isinstance(after, list):
+            raise TypeError("after is not a list")
+        changed = inputs_changed(ref["inputs"], after)
+        if changed:
+            return stage, Outcome.FAILED, f"{where}: {changed.where}: {changed.detail}", index
+    return "inputs", Outcome.PASSED, f"{len(reference['sets'])} input sets match", len(reference["sets"])
 
 
 # ---- timing ----------------------------------------------------------------------------

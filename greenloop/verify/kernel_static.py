@@ -40,7 +40,7 @@ OP_ALIASES = {"mm": "matmul", "bmm": "matmul", "matmul": "matmul", "linear": "li
               "conv2d": "conv2d", "conv1d": "conv1d", "conv3d": "conv3d"}  # names compared without underscores
 BINARY_OPS = {ast.MatMult: "matmul", ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow"}
 NOT_OPS = {"super", "__init__", "size", "shape", "view", "reshape", "contiguous", "to", "float", "len", "range",
-           "int", "float", "tuple", "list", "dim", "unsqueeze", "squeeze", "permute", "transpose", "empty",
+           "int", "tuple", "list", "dim", "unsqueeze", "squeeze", "permute", "transpose", "empty",
            "empty_like", "zeros", "zeros_like", "ones", "cdiv", "program_id", "arange", "load", "store", "numel",
            "stride", "is_contiguous", "flatten", "expand"}
 
@@ -64,8 +64,9 @@ def check_candidate(candidate: str, reference: str) -> StaticReport:
     if new_class is None:
         report.refusals.append("no class ModelNew is defined")
         return report
-    reference_ops = _ops(_class(ast.parse(reference), "Model"))
-    candidate_ops = _ops(new_class) | _ops_of_functions(tree)
+    reference_class = _class(ast.parse(reference), "Model")
+    reference_ops = _ops_in(reference_class) if reference_class else set()
+    candidate_ops = _ops_in(new_class) | _ops_of_functions(tree)
     has_kernel = _has_kernel(tree)
     if reference_ops and reference_ops <= candidate_ops and not has_kernel:
         report.flags.append("calls_reference_op: " + ", ".join(sorted(reference_ops)))
@@ -154,15 +155,6 @@ def _dotted(node: ast.expr) -> str:
         return "a module attribute"
 
 
-def _ops(cls: ast.ClassDef | None) -> set[str]:
-    """The operators a class's methods call: torch functions, tensor methods, arithmetic
-    (`@` counts as `matmul`, `+` as `add`), and the nn modules it builds (`nn.Linear`
-    counts as `linear`)."""
-    if cls is None:
-        return set()
-    return _ops_in(cls)
-
-
 def _ops_of_functions(tree: ast.Module) -> set[str]:
     ops: set[str] = set()
     for node in tree.body:
@@ -172,6 +164,9 @@ def _ops_of_functions(tree: ast.Module) -> set[str]:
 
 
 def _ops_in(node: ast.AST) -> set[str]:
+    """The operators code calls: torch functions, tensor methods, arithmetic (`@` counts
+    as `matmul`, `+` as `add`), and the nn modules it builds (`nn.Linear` counts as
+    `linear`; `self.linear(x)` is not counted again)."""
     ops: set[str] = set()
     for sub in ast.walk(node):
         if isinstance(sub, ast.BinOp) and type(sub.op) in BINARY_OPS:

@@ -118,7 +118,7 @@ def verify_file(tasks: TaskSet, samples_path: str, out_path: str, config: Verify
     # Opened before the sandbox starts: a path must exist to be hidden from candidates.
     with open_text(out_path, "a" if resume else "w") as out, \
             Verifier(tasks, config, hidden_paths=[samples_path, out_path]) as verifier, \
-            _progress(len(todo), progress) as bar:
+            progress_bar(len(todo), progress) as bar:
         ready: dict[int, Verdict] = {}
         next_index = 0
         for index, verdict in verifier.verify([s.candidate for s in todo]):
@@ -137,7 +137,7 @@ def verify_file(tasks: TaskSet, samples_path: str, out_path: str, config: Verify
     return summary.to_dict(isolation, errors), results
 
 
-def _progress(total: int, enabled: bool):
+def progress_bar(total: int, enabled: bool, desc: str = "verify"):
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="cand", desc="verify", disable=(not enabled) or None, file=sys.stderr, leave=False)
+    return tqdm(total=total, unit="cand", desc=desc, disable=(not enabled) or None, file=sys.stderr, leave=False)
