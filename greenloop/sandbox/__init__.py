@@ -26,7 +26,8 @@ a kernel with pivot_root and, for the read-only root, mount_setattr: 5.12 or lat
 - Memory, files, processes: RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_NPROC, no core
   dumps; where a memory and a pids cgroup can be created (cgroup v1 or v2, root or
   delegated), one per fork server caps the candidate's whole process tree, so many
-  processes cannot add up past the limit, and candidates are the OOM killer's first choice.
+  processes cannot add up past the limit, and candidates are the OOM killer's first choice
+  (with the zygote they are forked from; a fork server whose zygote dies is replaced).
 - The host's files: the root is read-only; the only writable place is a private tmpfs
   work dir, deleted after each candidate. Host unix sockets are not in the root at all.
 - The network: a new network namespace with no interfaces up (no loopback either).

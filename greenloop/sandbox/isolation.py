@@ -15,7 +15,6 @@ from __future__ import annotations
 import ctypes
 import os
 import resource
-import signal
 import struct
 import sys
 
@@ -88,13 +87,12 @@ _CAP_NONE = ctypes.create_string_buffer(bytes(24))  # effective, permitted, inhe
 def drop_all_privileges(identity: tuple[int, int] | None) -> None:
     """Become `identity` (uid, gid) if given, holding no capability and unable to gain
     one (set-uid binaries, file capabilities, uid 0 in a user namespace, whose mounts a
-    capable candidate could otherwise undo)."""
+    capable candidate could otherwise undo).
+    Supplementary groups were dropped and no_new_privs set in the zygote, once."""
     if identity is not None:
-        os.setgroups([])
         os.setgid(identity[1])
         os.setuid(identity[0])
     check(_libc.capset(_CAP_HEADER, _CAP_NONE), "capset")
-    prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 
 class IsolationReport:
@@ -226,20 +224,26 @@ def in_user_namespace() -> bool:
         return False
 
 
+_HARD = {}  # hard limits, read once (in the zygote, before any fork): they never rise
+
+
 def set_rlimits(cpu_s: int, memory_mb: int, nproc: int, fsize_mb: int, nofile: int) -> None:
-    def cap(which: int, value: int) -> None:
-        soft, hard = resource.getrlimit(which)
+    """Soft and hard limits at once, never above the hard limit the process already has
+    (RLIMIT_CORE 0 and SIGXFSZ ignored are set once in the zygote)."""
+    for which, value in ((resource.RLIMIT_CPU, cpu_s), (resource.RLIMIT_AS, memory_mb << 20),
+                         (resource.RLIMIT_NPROC, nproc), (resource.RLIMIT_FSIZE, fsize_mb << 20),
+                         (resource.RLIMIT_NOFILE, nofile)):
+        hard = _HARD[which] if which in _HARD else resource.getrlimit(which)[1]
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
         resource.setrlimit(which, (value, value))
 
-    cap(resource.RLIMIT_CORE, 0)
-    cap(resource.RLIMIT_CPU, cpu_s)
-    cap(resource.RLIMIT_AS, memory_mb << 20)
-    cap(resource.RLIMIT_NPROC, nproc)
-    cap(resource.RLIMIT_FSIZE, fsize_mb << 20)
-    cap(resource.RLIMIT_NOFILE, nofile)
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the cap fail; they don't kill
+
+def read_hard_limits() -> None:
+    """Fill the hard-limit cache, so children do not each ask the kernel."""
+    for which in (resource.RLIMIT_CPU, resource.RLIMIT_AS, resource.RLIMIT_NPROC, resource.RLIMIT_FSIZE,
+                  resource.RLIMIT_NOFILE):
+        _HARD[which] = resource.getrlimit(which)[1]
 
 
 # /proc/sysvipc/<kind>: (column of the id, column of the creator's uid, libc remover)

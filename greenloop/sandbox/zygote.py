@@ -17,7 +17,14 @@ import signal
 import socket
 import time
 
-from greenloop.sandbox.child import enter_job, prepare_spare, receive_job, run_job
+from greenloop.sandbox.child import (
+    enter_job,
+    prepare_spare,
+    ready_spare,
+    receive_job,
+    restore_fds,
+    run_job,
+)
 from greenloop.sandbox.isolation import IsolationReport, remove_ipc_objects
 
 MAX_MESSAGE = 1 << 16
@@ -58,19 +65,20 @@ class Zygote:
                 send(self.sock, {"killed": status, "cpu_s": self.child_cpu})
 
     def spawn(self, spec: dict, fds: list[int]) -> None:
-        result_w, log_fd, job_r = fds
+        ready_spare(*fds, spec["workdir"])
         pid = os.fork()
         if pid == 0:
             try:
-                prepare_spare(result_w, log_fd, job_r)
+                prepare_spare()
                 job = receive_job()
                 if job is not None:
                     identity = (spec["uid"], spec["gid"]) if spec.get("uid") is not None else None
                     nproc = job["limits"]["max_processes"] + spec["nproc_base"]
-                    enter_job(job, spec["workdir"], identity, nproc)
+                    enter_job(job, identity, nproc)
                     run_job(job)
             finally:
                 os._exit(70)
+        restore_fds()
         for fd in fds:
             os.close(fd)
         self.child, self.child_uid = pid, spec.get("uid")
