@@ -247,7 +247,8 @@ def read_hard_limits() -> None:
 
 
 # /proc/sysvipc/<kind>: (column of the id, column of the creator's uid, libc remover)
-_IPC_TABLES = {"shm": (1, 9, "shmctl"), "msg": (1, 9, "msgctl"), "sem": (1, 6, "semctl")}
+_IPC_TABLES = {kind: (f"/proc/sysvipc/{kind}", *columns)
+               for kind, columns in {"shm": (1, 9, "shmctl"), "msg": (1, 9, "msgctl"), "sem": (1, 6, "semctl")}.items()}
 IPC_RMID = 0
 
 
@@ -258,17 +259,21 @@ def remove_ipc_objects(creator_uid: int | None, everything: bool) -> int:
     if not everything and creator_uid is None:
         return 0
     removed = 0
-    for kind, (id_col, uid_col, remover) in _IPC_TABLES.items():
+    for kind, (path, id_col, uid_col, remover) in _IPC_TABLES.items():
         try:
-            fd = os.open(f"/proc/sysvipc/{kind}", os.O_RDONLY)
-            try:
-                text = os.read(fd, 1 << 20).decode()
+            fd = os.open(path, os.O_RDONLY)
+            try:  # small reads: a large buffer would be a fresh mapping every time
+                data = chunk = os.read(fd, 4096)
+                while chunk:
+                    chunk = os.read(fd, 4096)
+                    data += chunk
             finally:
                 os.close(fd)
         except OSError:
             continue
-        rows = [line.split() for line in text.splitlines()[1:]]
-        for row in rows:
+        if data.count(b"\n") < 2:  # the header line alone: nothing to remove (the usual case)
+            continue
+        for row in (line.split() for line in data.decode().splitlines()[1:]):
             if everything or int(row[uid_col]) == creator_uid:
                 ident = int(row[id_col])
                 if kind == "sem":

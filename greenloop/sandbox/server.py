@@ -64,15 +64,18 @@ class ForkServer:
 
     def serve(self) -> None:
         wire.send(CONTROL_OUT, {"op": "ready", "isolation": self.report.to_dict(), "pid": os.getpid()})
-        spare = self._fork_spare()
+        _, spare = self._fork_spare(kill=False)
+        if spare is None:
+            raise RuntimeError("the zygote did not fork a child")
         while True:
             message = self.pending.pop(0) if self.pending else self.control.read_one()
             if message is None:
                 return
             if message.get("op") == "run":
-                wire.send(CONTROL_OUT, self.run(message, spare))
-                # The next child is forked while the verifier judges this one.
-                spare = self._fork_spare()
+                result, spare = self.run(message, spare)
+                wire.send(CONTROL_OUT, result)
+                if spare is None:
+                    raise RuntimeError("the zygote did not fork a child")
 
     def _identity(self) -> tuple[int, int] | None:
         """A fresh uid per candidate (as root): per-user limits and kernel keyrings are
@@ -82,9 +85,12 @@ class ForkServer:
         uid = 1_000_000 + os.getpid() * 1000 + self.spares % 1000
         return uid, uid
 
-    def _fork_spare(self) -> _Spare:
+    def _fork_spare(self, kill: bool) -> tuple[dict, _Spare | None]:
         """Have the zygote fork the child for the next job ahead of time; it waits for the
-        job on a pipe. Asked only after the previous candidate's processes are all gone."""
+        job on a pipe. With `kill`, the same message first has the zygote end the last
+        candidate and everything it started (one round trip, not two: each costs the
+        zygote pages copied); the reply says how that candidate ended. Returns the reply
+        and the spare (None if the zygote is gone)."""
         self.spares += 1
         while True:  # names a candidate that could write here may have taken are skipped
             workdir = os.path.join(self.work_root, f"w{self.spares}")
@@ -109,15 +115,21 @@ class ForkServer:
         # uid, it starts at what the user already runs.
         spec = {"workdir": workdir, "uid": identity and identity[0], "gid": identity and identity[1],
                 "nproc_base": 0 if identity else self.nproc_base}
-        send(self.zygote, {"spawn": spec}, [result_w, log_fd, job_r])
+        try:
+            send(self.zygote, {"kill": kill, "spawn": spec}, [result_w, log_fd, job_r])
+            reply, fds = receive(self.zygote)
+        except OSError:
+            reply, fds = None, []
         os.close(result_w)
         os.close(job_r)
-        reply, fds = receive(self.zygote)
         if not reply or not fds:
-            raise RuntimeError("the zygote did not fork a child")
-        return _Spare(fds[0], workdir, log_path, log_fd, result_r, job_w)
+            for fd in (log_fd, result_r, job_w):
+                os.close(fd)
+            return reply or {}, None
+        return reply, _Spare(fds[0], workdir, log_path, log_fd, result_r, job_w)
 
-    def run(self, job: dict, spare: _Spare) -> dict:
+    def run(self, job: dict, spare: _Spare) -> tuple[dict, _Spare | None]:
+        """Run one job in `spare`; return its result and the spare for the next job."""
         started = time.perf_counter()
         oom_before = self.cgroups.oom_kills()
         try:
@@ -130,18 +142,16 @@ class ForkServer:
         finally:
             os.close(spare.result_r)
             os.close(spare.pidfd)
-            send(self.zygote, {"kill": True})
-            reply, _ = receive(self.zygote)
+            reply, next_spare = self._fork_spare(kill=True)
         seconds = time.perf_counter() - started
         os.lseek(spare.log_fd, 0, os.SEEK_SET)
         log = os.read(spare.log_fd, job["limits"]["log_cap_bytes"]).decode("utf-8", "replace")
         os.close(spare.log_fd)
         os.unlink(spare.log_path)
         remove_tree(spare.workdir)
-        reply = reply or {}
         return {"op": "done", "id": job["id"], "lines": lines, "status": status, "exit": reply.get("killed"),
                 "cpu_s": reply.get("cpu_s"),
-                "seconds": seconds, "log": log, "oom": self.cgroups.oom_kills() > oom_before}
+                "seconds": seconds, "log": log, "oom": self.cgroups.oom_kills() > oom_before}, next_spare
 
     def _watch(self, job: dict, pidfd: int, read_fd: int, started: float) -> tuple[list[str], str]:
         """Collect the child's frames until it exits, times out, overflows or is aborted."""
