@@ -7,11 +7,11 @@ operator, so a shard's output never depends on which process ran it or whether t
 was resumed) from all the sites the operator finds, and kept when they have the family's
 property (syntax mutants fail to parse; all others parse).
 
-Task sources (`humaneval`, `mbpp:PATH`, `jsonl:PATH`) mutate each task's reference
-solution (below its prompt, which stays as given) and then run every non-syntax mutant
-and the reference through the verifier: such a pair is kept only when the reference
-passes and the mutant fails at least one test (`verified: true`); the mutant's verdict is
-in `meta`. Syntax mutants cannot run; their check is the parser (`meta.check: "parser"`,
+Task sources (`humaneval`, `mbpp:PATH`, `jsonl:PATH`; `greenloop.data.verified`) mutate
+each task's reference solution (below its prompt, which stays as given) and run every
+non-syntax mutant and the reference through the verifier: such a pair is kept only when
+the reference passes and the mutant fails at least one test (`verified: true`); the
+mutant's verdict is in `meta`. Syntax mutants cannot run; their check is the parser (`meta.check: "parser"`,
 `verified` null), and they are kept where the reference passes.
 A mutant's time limit is 20 times its reference's CPU time (at least 0.25 s, at most
 `--timeout`), so mutants that loop forever cost little; one that runs out of time while
@@ -28,8 +28,16 @@ from greenloop.data import mutation_operators
 from greenloop.data.operators.base import MutationOperator, Positions, apply_edits
 from greenloop.data.pairs import make_pair, stable_hash
 from greenloop.data.shards import ShardedRun, run_parallel, shard_names
-from greenloop.data.units import (CodeUnit, MAX_FILE_BYTES, SkipFile, file_units, files_fingerprint, fingerprint,
-                                  read_source, source_files)
+from greenloop.data.units import (
+    MAX_FILE_BYTES,
+    CodeUnit,
+    SkipFile,
+    file_units,
+    files_fingerprint,
+    fingerprint,
+    read_source,
+    source_files,
+)
 
 TASK_FAMILIES = ("humaneval", "mbpp", "jsonl")
 # a mutant's time limit: 20x its reference's CPU time in the sandbox, within [0.25 s, --timeout]
@@ -151,88 +159,6 @@ def load_task_source(config: MutateConfig):
     return task_set, tasks[: config.limit_files] if config.limit_files else tasks
 
 
-def mutate_tasks(run: ShardedRun, config: MutateConfig, workers: int, task_set, tasks) -> list[dict[str, Any]]:
-    """Mutants of each task's reference, kept only when the verifier proves them wrong."""
-    from greenloop.verify.funnel import Verifier, VerifyConfig
-
-    chunks = [tasks[i:i + config.tasks_per_shard] for i in range(0, len(tasks), config.tasks_per_shard)]
-    names = shard_names("pairs", len(chunks))
-    todo = [(name, chunk) for name, chunk in zip(names, chunks) if not run.done(name)]
-    if todo:
-        from tqdm import tqdm
-        import sys
-
-        verify_config = VerifyConfig(workers=workers, timeout_s=config.timeout_s, timeout_factor=TIMEOUT_FACTOR,
-                                     min_timeout_s=MIN_TIMEOUT_S)
-        with Verifier(task_set, verify_config) as verifier:
-            for name, chunk in tqdm(todo, desc="mutate+verify", unit="shard", disable=not sys.stderr.isatty()):
-                rows, report = _verified_pairs(chunk, config, verifier)
-                run.write_shard(name, rows, report)
-    return [run.report(name) for name in names]
-
-
-def _task_unit(task) -> CodeUnit:
-    from greenloop.data.units import unit_from_program
-
-    prompt_lines = task.prompt.count("\n") + (0 if task.prompt.endswith("\n") else 1)
-    editable_from = prompt_lines + 1 if task.prompt_is_code and task.reference.startswith(task.prompt) else 1
-    return unit_from_program(task.task_id, task.entry_point, task.reference, editable_from)
-
-
-def _verified_pairs(tasks, config: MutateConfig, verifier) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    from greenloop.types import Candidate
-
-    operators = config.load_operators()
-    label = config.source.split(":", 1)[0].split("@", 1)[0]
-    candidates, pairs, skipped, parser_checked = [], [], [], []
-    for task in tasks:
-        try:
-            unit = _task_unit(task)
-        except SkipFile as exc:
-            skipped.append({"path": task.task_id, "reason": f"reference {exc}"})
-            continue
-        candidates.append(Candidate(task.task_id, unit.source, source="reference"))
-        pairs.append(None)
-        for pair in pairs_of_unit(unit, operators, config, label, task_id=task.task_id):
-            if pair["family"] == "syntax":  # the parser is its check; the sandbox would never run it
-                pair["meta"]["check"] = "parser"
-                parser_checked.append(pair)
-                continue
-            candidates.append(Candidate(task.task_id, pair["buggy"], source=f"mutation:{pair['bug_type']}"))
-            pairs.append(pair)
-    verdicts = [None] * len(candidates)
-    for index, verdict in verifier.verify(candidates):
-        verdicts[index] = verdict
-    reference_ok = {c.task_id: v.passed for c, v, p in zip(candidates, verdicts, pairs) if p is None}
-    rows, rejected = [], {"reference_failed": 0, "mutant_passed": 0, "infra_error": 0}
-    for pair, verdict in zip(pairs, verdicts):
-        if pair is None:
-            continue
-        if not reference_ok.get(pair["task_id"]):
-            rejected["reference_failed"] += 1
-        elif verdict.reward is None:
-            rejected["infra_error"] += 1
-        elif verdict.passed:
-            rejected["mutant_passed"] += 1  # an equivalent mutant: not a bug, not a pair
-        else:
-            pair["verified"] = True
-            pair["meta"].update({"outcome": verdict.outcome.value, "stage": verdict.stage, "detail": verdict.detail,
-                                 "tests_passed": verdict.tests_passed, "tests_total": verdict.tests_total})
-            rows.append(pair)
-    verified = len(rows)
-    for pair in parser_checked:  # kept where the fixed side (the reference) passes its tests
-        if reference_ok.get(pair["task_id"]):
-            rows.append(pair)
-        else:
-            rejected["reference_failed"] += 1
-    failed_refs = sorted(t for t, ok in reference_ok.items() if not ok)
-    report = {"tasks": len(tasks), "units": len(reference_ok), "mutants": len(candidates) - len(reference_ok),
-              "test_verified": verified, "parser_checked": len(rows) - verified,
-              "rejected": rejected, "by_bug_type": count_by(rows, "bug_type"),
-              "skipped": skipped + [{"path": t, "reason": "reference fails its own tests"} for t in failed_refs]}
-    return rows, report
-
-
 def run_mutate(config: MutateConfig, out: str, workers: int, force: bool = False) -> dict[str, Any]:
     """The whole command: shards (resumed where finished), then the manifest."""
     if config.is_task_source:
@@ -243,7 +169,11 @@ def run_mutate(config: MutateConfig, out: str, workers: int, force: bool = False
         inputs = (label, files[: config.limit_files] if config.limit_files else files)
         stamp = files_fingerprint(inputs[1])
     run = ShardedRun(out, "mutate", {**asdict(config), "inputs": stamp}, force=force)
-    reports = (mutate_tasks if config.is_task_source else mutate_code)(run, config, workers, *inputs)
+    if config.is_task_source:
+        from greenloop.data.verified import mutate_tasks
+        reports = mutate_tasks(run, config, workers, *inputs)
+    else:
+        reports = mutate_code(run, config, workers, *inputs)
     by_type: dict[str, int] = {}
     rejected: dict[str, int] = {}
     for report in reports:

@@ -138,26 +138,34 @@ class WorkerPool:
 
     def run(self, jobs: Iterable[dict], on_partial: Callable[[int, list[str]], bool] | None = None) -> Iterator[tuple[int, dict]]:
         """Run jobs (dicts with code, entry, calls or check, limits). Yields (index, result)
-        in completion order. `on_partial(index, lines)` sees the first frames early and
-        returns False to stop that job (the smoke stage)."""
-        queue = deque(enumerate(jobs))
+        in completion order. `jobs` is pulled one job at a time, when a worker is free, so
+        a generator can make them while earlier ones run. `on_partial(index, lines)` sees
+        the first frames early and returns False to stop that job (the smoke stage)."""
+        source = enumerate(jobs)
+        retry: deque = deque()  # jobs a worker died before taking: run first
         running: dict[int, tuple[_Worker, int]] = {}  # job id -> (worker, job index)
-        while queue or running:
+        exhausted = False
+        while retry or running or not exhausted:
             for worker in self.workers:
-                if worker.job is None and queue:
-                    index, job = queue.popleft()
-                    job_id = self.next_id
-                    self.next_id += 1
-                    worker.job = (job_id, time.monotonic() + job["limits"]["timeout_s"] + GRACE_S)
-                    running[job_id] = (worker, index)
-                    try:
-                        worker.send({**job, "op": "run", "id": job_id, "smoke": on_partial is not None})
-                    except OSError:  # the worker died between jobs: a fresh one runs this job
-                        del running[job_id]
-                        worker.job = None
-                        queue.appendleft((index, job))
-                        self._replace(worker)
-                        break
+                if worker.job is not None:
+                    continue
+                item = retry.popleft() if retry else None if exhausted else next(source, None)
+                if item is None:  # nothing left to start
+                    exhausted = True
+                    break
+                index, job = item
+                job_id = self.next_id
+                self.next_id += 1
+                worker.job = (job_id, time.monotonic() + job["limits"]["timeout_s"] + GRACE_S)
+                running[job_id] = (worker, index)
+                try:
+                    worker.send({**job, "op": "run", "id": job_id, "smoke": on_partial is not None})
+                except OSError:  # the worker died between jobs: a fresh one runs this job
+                    del running[job_id]
+                    worker.job = None
+                    retry.appendleft((index, job))
+                    self._replace(worker)
+                    break
             yield from self._collect(running, on_partial)
 
     def _collect(self, running: dict, on_partial) -> Iterator[tuple[int, dict]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections import deque
 from dataclasses import dataclass, replace
 from typing import Iterable, Iterator
 
@@ -136,21 +137,47 @@ class Verifier:
             yield from self._verify_with_rust(candidates, rust)
             return
         self.plan_for(candidates)
-        pending: list[_InFlight] = []
-        jobs: list[dict] = []
-        indices: list[int] = []
-        for index, candidate in enumerate(candidates):
-            verdict, program, stages = self._prepare(candidate)
-            if verdict is not None:
-                yield index, verdict
-                continue
-            plan = self.plans[candidate.task_id]
-            pending.append(_InFlight(plan, stages))
-            jobs.append(self._job(plan, program))
-            indices.append(index)
+        yield from self.verify_stream(candidates)
+
+    def verify_stream(self, candidates: Iterable[Candidate]) -> Iterator[tuple[int, Verdict]]:
+        """`verify` for candidates made while earlier ones run: each is taken from
+        `candidates` only when a worker is free, so a generator that writes them (the next
+        task's mutants, say) keeps the sandbox busy with no gap between batches. Yields
+        (index, verdict) in completion order. Python tasks only; plan the tasks first with
+        `plan_for` when the config times references (perf, timeout_factor)."""
+        pending: dict[int, _InFlight] = {}  # job position -> the candidate it runs
+        positions: list[int] = []  # job position -> candidate index
+        early: deque[tuple[int, Verdict]] = deque()  # verdicts the cheap stages reached
+
+        def jobs() -> Iterator[dict]:
+            for index, candidate in enumerate(candidates):
+                self._plan_in_stream(candidate)
+                verdict, program, stages = self._prepare(candidate)
+                if verdict is not None:
+                    early.append((index, verdict))
+                    continue
+                plan = self.plans[candidate.task_id]
+                pending[len(positions)] = _InFlight(plan, stages)
+                positions.append(index)
+                yield self._job(plan, program)
+
         on_partial = (lambda i, lines: self._smoke(pending[i], lines)) if self.config.smoke else None
-        for i, result in self.pool.run(jobs, on_partial):
-            yield indices[i], self._verdict(pending[i], result)
+        for i, result in self.pool.run(jobs(), on_partial):
+            while early:
+                yield early.popleft()
+            yield positions[i], self._verdict(pending.pop(i), result)
+        while early:
+            yield early.popleft()
+
+    def _plan_in_stream(self, candidate: Candidate) -> None:
+        """Plan a task met in a stream, where the pool is busy and cannot time references."""
+        task = self.tasks.tasks.get(candidate.task_id)
+        if task is None or task.task_id in self.plans:
+            return  # unknown tasks are rejected by _prepare
+        if is_rust_task(task) or self.config.perf or self.config.timeout_factor:
+            raise ValueError(f"task {task.task_id}: call plan_for() with its candidates before verify_stream() "
+                             "(references are timed before a stream starts; Rust tasks go through verify())")
+        self.plan_for([candidate])
 
     def _verify_with_rust(self, candidates: list[Candidate], rust: list[int]) -> Iterator[tuple[int, Verdict]]:
         """Rust candidates go to cargo (`verify.rust`), the rest through the Python funnel."""
