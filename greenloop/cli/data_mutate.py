@@ -22,7 +22,9 @@ def add_command(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--files-per-shard", type=int, default=50)
     p.add_argument("--limit-files", type=int, help="use only the first N files (or tasks)")
-    p.add_argument("--timeout", type=float, default=3.0, help="seconds per verified candidate (task sources)")
+    p.add_argument("--timeout", type=float, default=3.0,
+                   help="seconds a verified candidate may take (task sources; default 3, or twice its reference's "
+                        "time if more); each mutant's limit is 20x its reference's CPU time, at least 0.1 s")
     p.set_defaults(run=run)
 
     ops = sub.add_parser("operators", help="list the mutation operators with their families and examples")

@@ -38,7 +38,10 @@ def mutate_tasks(run: ShardedRun, config: MutateConfig, workers: int, task_set, 
     names = shard_names("pairs", len(chunks))
     shards = [_TaskShard(name, chunk, config) for name, chunk in zip(names, chunks) if not run.done(name)]
     if shards:
-        verify_config = VerifyConfig(workers=workers, timeout_s=config.timeout_s, timeout_factor=TIMEOUT_FACTOR,
+        # One sandbox worker more than `workers`: this process makes and judges mutants
+        # between runs (about a third of a core), and a worker waiting on it would leave
+        # a core idle (MBPP: 50 s with 2 workers on 2 cores, 42 s with 3).
+        verify_config = VerifyConfig(workers=workers + 1, timeout_s=config.timeout_s, timeout_factor=TIMEOUT_FACTOR,
                                      min_timeout_s=MIN_TIMEOUT_S)
         progress = tqdm(total=len(shards), desc="mutate+verify", unit="shard", disable=not sys.stderr.isatty())
         with Verifier(task_set, verify_config) as verifier, progress:

@@ -47,7 +47,8 @@ class VerifyConfig:
     perf: bool = False  # a perf stage: a passing candidate's CPU time against the reference's
     perf_max_ratio: float | None = None  # with perf: fail candidates slower than this many times the reference
     # a candidate's time limit from its task's reference: this many times the reference's
-    # CPU time in the sandbox, at least min_timeout_s, at most timeout_s (None: timeout_s for all)
+    # CPU time in the sandbox, at least min_timeout_s, at most timeout_s or twice the
+    # reference's time, whichever is more (None: timeout_s for all)
     timeout_factor: float | None = None
     min_timeout_s: float = 0.5
 
@@ -222,11 +223,17 @@ class Verifier:
 
     def _job(self, plan: TaskPlan, program: str) -> dict:
         """What the sandbox runs: the program and the calls (never an expected value)."""
-        limits = {**self.config.limits.to_dict(), "cpu_s": self.config.limits.cpu_seconds}
+        # Wall-clock limits are fair in CPU terms: with more workers than cores each one gets
+        # about cores/workers of a core, so the cap stretches by workers/cores (RLIMIT_CPU
+        # does not). A reference that needs most of the cap then still passes on a busy pool.
+        stretch = max(1.0, self.pool.size / (os.cpu_count() or 1))
+        limits = {**self.config.limits.to_dict(), "cpu_s": self.config.limits.cpu_seconds,
+                  "timeout_s": self.config.timeout_s * stretch}
         if self.config.timeout_factor and plan.reference_cpu_s is not None:
-            timeout = min(self.config.timeout_s, max(self.config.min_timeout_s,
-                                                     self.config.timeout_factor * plan.reference_cpu_s))
-            limits.update(timeout_s=timeout, cpu_s=int(timeout) + 1)
+            # the cap never keeps a task's own reference from passing: at least twice its time
+            cap = max(self.config.timeout_s, 2 * plan.reference_cpu_s)
+            scaled = max(self.config.min_timeout_s, self.config.timeout_factor * plan.reference_cpu_s)
+            limits.update(timeout_s=min(cap * stretch, scaled), cpu_s=int(min(cap, scaled)) + 1)
         child_judges = plan.mode == "child"
         return {"code": program, "entry": plan.task.entry_point, "limits": limits,
                 "calls": [] if child_judges else plan.wire_calls, "return_args": plan.mutates,
