@@ -7,7 +7,7 @@ import pytest
 from greenloop.evaluate.gates import GateConfig
 from greenloop.loop.config import CycleConfig
 from greenloop.loop.cycle import half_of, run_cycles, run_phase
-from greenloop.store import EpisodeStore
+from greenloop.store import EpisodeStore, SchemaVersionError
 from greenloop.tasks import load_tasks
 from greenloop.train.finetune import FinetuneConfig
 from tests.loop.oracle import factory
@@ -140,8 +140,11 @@ def test_a_run_killed_mid_day_resumes_without_losing_or_repeating_work(setup):
     while time.time() < deadline and proc.poll() is None:  # wait until the day has stored some episodes
         time.sleep(0.2)
         if (out / "store.db").exists():
-            with EpisodeStore(out / "store.db", readonly=True) as store:
-                stored = len(store.episodes(phase="day"))
+            try:
+                with EpisodeStore(out / "store.db", readonly=True) as store:
+                    stored = len(store.episodes(phase="day"))
+            except SchemaVersionError:  # the run is still creating the store's tables
+                continue
             if stored >= 4:
                 break
     os.killpg(proc.pid, signal.SIGKILL)
