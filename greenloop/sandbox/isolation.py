@@ -224,15 +224,15 @@ def in_user_namespace() -> bool:
         return False
 
 
-_HARD = {}  # hard limits, read once (in the zygote, before any fork): they never rise
+_JOB_LIMITS = (resource.RLIMIT_CPU, resource.RLIMIT_AS, resource.RLIMIT_NPROC, resource.RLIMIT_FSIZE,
+               resource.RLIMIT_NOFILE)
+_HARD = {}  # hard limits of _JOB_LIMITS, read once (in the zygote, before any fork): they never rise
 
 
 def set_rlimits(cpu_s: int, memory_mb: int, nproc: int, fsize_mb: int, nofile: int) -> None:
     """Soft and hard limits at once, never above the hard limit the process already has
     (RLIMIT_CORE 0 and SIGXFSZ ignored are set once in the zygote)."""
-    for which, value in ((resource.RLIMIT_CPU, cpu_s), (resource.RLIMIT_AS, memory_mb << 20),
-                         (resource.RLIMIT_NPROC, nproc), (resource.RLIMIT_FSIZE, fsize_mb << 20),
-                         (resource.RLIMIT_NOFILE, nofile)):
+    for which, value in zip(_JOB_LIMITS, (cpu_s, memory_mb << 20, nproc, fsize_mb << 20, nofile)):
         hard = _HARD[which] if which in _HARD else resource.getrlimit(which)[1]
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
@@ -241,8 +241,7 @@ def set_rlimits(cpu_s: int, memory_mb: int, nproc: int, fsize_mb: int, nofile: i
 
 def read_hard_limits() -> None:
     """Fill the hard-limit cache, so children do not each ask the kernel."""
-    for which in (resource.RLIMIT_CPU, resource.RLIMIT_AS, resource.RLIMIT_NPROC, resource.RLIMIT_FSIZE,
-                  resource.RLIMIT_NOFILE):
+    for which in _JOB_LIMITS:
         _HARD[which] = resource.getrlimit(which)[1]
 
 

@@ -1,8 +1,9 @@
 """The zygote: the only process candidates are forked from.
 
 It is forked from the fork server at start-up, before any job exists, and never sees a
-job, a candidate's code or an output afterwards: it receives only "spawn" (with the
-child's file descriptors) and "kill". So a candidate that scans its own memory finds no
+job, a candidate's code or an output afterwards: it receives only requests to spawn
+the next spare child (with its file descriptors), each of which may first ask it to
+kill the last candidate. So a candidate that scans its own memory finds no
 trace of earlier candidates. In the "namespaces" level it is PID 1 of the PID namespace:
 when a candidate ends it kills every process left in the namespace. Otherwise it is a
 child subreaper and kills the candidate's process group and every orphan it inherited.
@@ -59,18 +60,16 @@ class Zygote:
                 return
             if message is None:
                 return
+            # every message spawns the next spare; most first end the last candidate
             reply = {}
             if message.get("kill"):
                 reply["killed"] = self.kill_tree()
                 reply["cpu_s"] = self.child_cpu
                 remove_ipc_objects(self.child_uid, everything=self.report.level == "namespaces")
-            if "spawn" in message:
-                pidfd = self.spawn(message["spawn"], fds)
-                reply["spawned"] = self.child
-                send(self.sock, reply, [pidfd])
-                os.close(pidfd)
-            else:
-                send(self.sock, reply)
+            pidfd = self.spawn(message["spawn"], fds)
+            reply["spawned"] = self.child
+            send(self.sock, reply, [pidfd])
+            os.close(pidfd)
 
     def spawn(self, spec: dict, fds: list[int]) -> int:
         """Fork the spare child for `spec`; returns a pidfd for it."""

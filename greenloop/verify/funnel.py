@@ -9,6 +9,7 @@ Tasks whose meta says `language: rust` are built and tested by cargo instead (`v
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import time
@@ -97,6 +98,10 @@ class Verifier:
         self.hidden = tuple(hidden)
         self.pool = WorkerPool(config.workers, config.isolation, hidden, config.limits)
         self.isolation = self.pool.isolation
+        # Wall-clock limits are fair in CPU terms: with more workers than cores each one gets
+        # about cores/workers of a core, so the cap stretches by workers/cores (RLIMIT_CPU
+        # does not). A reference that needs most of the cap then still passes on a busy pool.
+        self.stretch = max(1.0, self.pool.size / (os.cpu_count() or 1))
 
     def close(self) -> None:
         self.pool.close()
@@ -146,8 +151,8 @@ class Verifier:
         task's mutants, say) keeps the sandbox busy with no gap between batches. Yields
         (index, verdict) in completion order. Python tasks only; plan the tasks first with
         `plan_for` when the config times references (perf, timeout_factor)."""
-        pending: dict[int, _InFlight] = {}  # job position -> the candidate it runs
-        positions: list[int] = []  # job position -> candidate index
+        pending: dict[int, tuple[int, _InFlight]] = {}  # job position -> (candidate index, its state)
+        positions = itertools.count()  # the pool numbers jobs in the order they are made
         early: deque[tuple[int, Verdict]] = deque()  # verdicts the cheap stages reached
 
         def jobs() -> Iterator[dict]:
@@ -158,15 +163,15 @@ class Verifier:
                     early.append((index, verdict))
                     continue
                 plan = self.plans[candidate.task_id]
-                pending[len(positions)] = _InFlight(plan, stages)
-                positions.append(index)
+                pending[next(positions)] = (index, _InFlight(plan, stages))
                 yield self._job(plan, program)
 
-        on_partial = (lambda i, lines: self._smoke(pending[i], lines)) if self.config.smoke else None
+        on_partial = (lambda i, lines: self._smoke(pending[i][1], lines)) if self.config.smoke else None
         for i, result in self.pool.run(jobs(), on_partial):
             while early:
                 yield early.popleft()
-            yield positions[i], self._verdict(pending.pop(i), result)
+            index, inflight = pending.pop(i)
+            yield index, self._verdict(inflight, result)
         while early:
             yield early.popleft()
 
@@ -223,17 +228,13 @@ class Verifier:
 
     def _job(self, plan: TaskPlan, program: str) -> dict:
         """What the sandbox runs: the program and the calls (never an expected value)."""
-        # Wall-clock limits are fair in CPU terms: with more workers than cores each one gets
-        # about cores/workers of a core, so the cap stretches by workers/cores (RLIMIT_CPU
-        # does not). A reference that needs most of the cap then still passes on a busy pool.
-        stretch = max(1.0, self.pool.size / (os.cpu_count() or 1))
         limits = {**self.config.limits.to_dict(), "cpu_s": self.config.limits.cpu_seconds,
-                  "timeout_s": self.config.timeout_s * stretch}
+                  "timeout_s": self.config.timeout_s * self.stretch}
         if self.config.timeout_factor and plan.reference_cpu_s is not None:
             # the cap never keeps a task's own reference from passing: at least twice its time
             cap = max(self.config.timeout_s, 2 * plan.reference_cpu_s)
             scaled = max(self.config.min_timeout_s, self.config.timeout_factor * plan.reference_cpu_s)
-            limits.update(timeout_s=min(cap * stretch, scaled), cpu_s=int(min(cap, scaled)) + 1)
+            limits.update(timeout_s=min(cap * self.stretch, scaled), cpu_s=int(min(cap, scaled)) + 1)
         child_judges = plan.mode == "child"
         return {"code": program, "entry": plan.task.entry_point, "limits": limits,
                 "calls": [] if child_judges else plan.wire_calls, "return_args": plan.mutates,
