@@ -15,7 +15,8 @@ timed trials per measurement):
 
 Prints one line per problem and a summary with the ratio against the 2% target; the
 full figures go to benchmarks/out/kernel_timing.json. Run: `python benchmarks/kernel_timing.py`
-(about 5 minutes on 2 cores); `--repeats N`, `--problems level1/matmul,...` narrow it.
+(about 5 minutes on 2 cores); `--repeats N`, `--problems level1/matmul,...` narrow it;
+`--device cuda --min-ms 0` measures on a GPU (CUDA events, L2 flushed between trials).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from tests.kernels.candidates import KINDS, candidate  # noqa: E402
 TARGET_CV = 0.02
 
 
-def noise(verifier: KernelVerifier, problems, repeats: int) -> list[dict]:
+def noise(verifier: KernelVerifier, problems, repeats: int, min_s: float) -> list[dict]:
     rows = []
     for problem in problems:
         reference = verifier.reference(problem)
@@ -46,7 +47,7 @@ def noise(verifier: KernelVerifier, problems, repeats: int) -> list[dict]:
             print(f"{problem.name}: timing failed: {why}")
             continue
         first = statistics.median(frame["times"])
-        if first < 1e-3:
+        if first < min_s:
             continue
         medians = [first]
         for _ in range(repeats - 1):
@@ -60,8 +61,8 @@ def noise(verifier: KernelVerifier, problems, repeats: int) -> list[dict]:
     return rows
 
 
-def throughput(problems, timing: bool) -> dict:
-    with KernelVerifier(KernelConfig(timing=timing)) as verifier:
+def throughput(problems, timing: bool, device: str) -> dict:
+    with KernelVerifier(KernelConfig(timing=timing, device=device)) as verifier:
         started = time.perf_counter()
         count = passed = 0
         for problem in problems:
@@ -77,26 +78,34 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=8)
     parser.add_argument("--problems", help="comma-separated problem names (default: all built-in)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda: CUDA events and an L2 flush")
+    parser.add_argument("--min-ms", type=float, default=1.0,
+                        help="noise is measured on problems whose reference takes longer than this (default 1)")
+    parser.add_argument("--no-throughput", action="store_true", help="measure timing noise only")
     args = parser.parse_args()
     problems = builtin_problems()
     if args.problems:
         wanted = set(args.problems.split(","))
         problems = [p for p in problems if p.name in wanted]
-    with KernelVerifier(KernelConfig()) as verifier:
-        rows = noise(verifier, problems, args.repeats)
-    speed = [throughput(problems, timing=False), throughput(problems, timing=True)]
+    with KernelVerifier(KernelConfig(device=args.device)) as verifier:
+        rows = noise(verifier, problems, args.repeats, args.min_ms / 1e3)
+    speed = [] if args.no_throughput else [throughput(problems, False, args.device),
+                                           throughput(problems, True, args.device)]
     worst = max((r["cv"] for r in rows), default=float("nan"))
     median_cv = statistics.median(r["cv"] for r in rows) if rows else float("nan")
     within = sum(r["cv"] <= TARGET_CV for r in rows)
-    print(f"\ntiming noise over {len(rows)} problems > 1 ms: median CV {median_cv:.2%}, worst {worst:.2%}; "
+    print(f"\ntiming noise ({args.device}) over {len(rows)} problems > {args.min_ms:g} ms: "
+          f"median CV {median_cv:.2%}, worst {worst:.2%}; "
           f"{within}/{len(rows)} within the {TARGET_CV:.0%} target; median CV / target = {median_cv / TARGET_CV:.2f}")
     for row in speed:
         label = "with timing" if row["timing"] else "correctness only"
         print(f"throughput ({label}): {row['candidates']} candidates in {row['seconds']:.1f} s = "
               f"{row['candidates_per_s']:.2f} candidates/s ({row['passed']} passed)")
     os.makedirs("benchmarks/out", exist_ok=True)
-    with open("benchmarks/out/kernel_timing.json", "w") as fh:
-        json.dump({"noise": rows, "throughput": speed, "target_cv": TARGET_CV}, fh, indent=2)
+    name = "kernel_timing.json" if args.device == "cpu" else f"kernel_timing_{args.device.replace(':', '')}.json"
+    with open(os.path.join("benchmarks/out", name), "w") as fh:
+        json.dump({"device": args.device, "noise": rows, "throughput": speed, "target_cv": TARGET_CV}, fh,
+                  indent=2)
     return 0
 
 

@@ -112,7 +112,8 @@ def enter_job(job: dict, identity: tuple[int, int] | None, nproc: int) -> None:
     """Drop privileges and apply the job's limits. Runs before any candidate code."""
     limits = job["limits"]
     drop_all_privileges(identity)  # the seccomp filter comes from the zygote, installed once
-    set_rlimits(cpu_s=limits["cpu_s"], memory_mb=limits["memory_mb"], nproc=nproc,
+    memory_mb = limits["memory_mb"] if limits.get("cap_address_space", True) else None
+    set_rlimits(cpu_s=limits["cpu_s"], memory_mb=memory_mb, nproc=nproc,
                 fsize_mb=limits["max_file_mb"], nofile=limits["max_open_files"])
     # sys.stdin/stdout/stderr are the inherited objects on fds 0-2, which now hold
     # /dev/null and the capped log file; run_job flushes them before the child exits.

@@ -229,10 +229,12 @@ _JOB_LIMITS = (resource.RLIMIT_CPU, resource.RLIMIT_AS, resource.RLIMIT_NPROC, r
 _HARD = {}  # hard limits of _JOB_LIMITS, read once (in the zygote, before any fork): they never rise
 
 
-def set_rlimits(cpu_s: int, memory_mb: int, nproc: int, fsize_mb: int, nofile: int) -> None:
+def set_rlimits(cpu_s: int, memory_mb: int | None, nproc: int, fsize_mb: int, nofile: int) -> None:
     """Soft and hard limits at once, never above the hard limit the process already has
-    (RLIMIT_CORE 0 and SIGXFSZ ignored are set once in the zygote)."""
-    for which, value in zip(_JOB_LIMITS, (cpu_s, memory_mb << 20, nproc, fsize_mb << 20, nofile)):
+    (RLIMIT_CORE 0 and SIGXFSZ ignored are set once in the zygote). `memory_mb` None:
+    address space left at the hard limit."""
+    address = resource.RLIM_INFINITY if memory_mb is None else memory_mb << 20
+    for which, value in zip(_JOB_LIMITS, (cpu_s, address, nproc, fsize_mb << 20, nofile)):
         hard = _HARD[which] if which in _HARD else resource.getrlimit(which)[1]
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)

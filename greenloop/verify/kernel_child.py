@@ -44,7 +44,10 @@ _WATCHED = {f"{owner.__name__}.{name}": (owner, name, getattr(owner, name)) for 
     (time, ("perf_counter", "perf_counter_ns", "monotonic", "time", "process_time")),
     (torch, ("randn", "rand", "randint", "manual_seed", "zeros_like", "empty", "stack", "cat")),
     (torch.Tensor, ("to", "abs", "clone", "__mul__", "__neg__", "__add__", "contiguous")),
+    (torch.cuda, ("synchronize", "Event")),  # GPU timing: bound below, watched all the same
+    (torch.cuda.Event, ("record", "elapsed_time", "synchronize")),
 ) for name in names}
+_CUDA_SYNC, _CUDA_EVENT = torch.cuda.synchronize, torch.cuda.Event  # looked up without starting CUDA
 
 
 def _tampered() -> list[str]:
@@ -103,9 +106,14 @@ def decode(value):
 
 # ---- building inputs and models -------------------------------------------------------
 
-def load_source(source: str, filename: str) -> dict:
-    namespace: dict = {"__name__": "kernel_problem", "__builtins__": __builtins__}
-    exec(compile(source, filename, "exec"), namespace)
+def load_source(source: str, name: str) -> dict:
+    """Run `source` as the module `name`, from a file of that name in the child's private
+    work dir: Triton's @jit reads a kernel's source back from its file."""
+    path = os.path.join(os.getcwd(), f"{name}.py")
+    with open(path, "w") as fh:
+        fh.write(source)
+    namespace: dict = {"__name__": name, "__file__": path, "__builtins__": __builtins__}
+    exec(compile(source, path, "exec"), namespace)
     return namespace
 
 
@@ -148,7 +156,7 @@ def _to(values: list, device: str) -> list:
 
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
-        torch.cuda.synchronize()
+        _CUDA_SYNC()
 
 
 def describe(exc: BaseException) -> dict:
@@ -183,7 +191,7 @@ def _pin(cpu: int | None) -> str:
 
 
 def _reference(job: dict, write) -> None:
-    problem = load_source(job["problem"], "<problem>")
+    problem = load_source(job["problem"], "kernel_problem")
     device = job.get("device", "cpu")
     for index, spec in enumerate(job["sets"]):
         try:
@@ -203,7 +211,7 @@ def _candidate(job: dict, write) -> None:
     device = job.get("device", "cpu")
     _forget_harness()
     try:
-        namespace = load_source(job["candidate"], "<candidate>")
+        namespace = load_source(job["candidate"], "kernel_candidate")
         cls = namespace["ModelNew"]
     except BaseException as exc:
         write({"phase": "compile", **describe(exc)})
@@ -244,10 +252,10 @@ def _timing(job: dict, write) -> None:
     spec = job["spec"]
     threads_start = _thread_count()
     try:
-        problem = load_source(job["problem"], "<problem>")
+        problem = load_source(job["problem"], "kernel_problem")
         if job.get("candidate"):
             _forget_harness()
-        cls = load_source(job["candidate"], "<candidate>")["ModelNew"] if job.get("candidate") else problem["Model"]
+        cls = load_source(job["candidate"], "kernel_candidate")["ModelNew"] if job.get("candidate") else problem["Model"]
         model = build_model(cls, decode(spec["init"]), spec, device)
         trials = _trials(job, problem, model, device, spec)
     except OUT_OF_MEMORY:
@@ -321,13 +329,13 @@ def _timed_call(model, inputs: list, device: str):
     """One trial: wall clock on a CPU, CUDA events on a GPU (the end recorded after a
     device-wide synchronize, so no work queued on another stream escapes the measurement)."""
     if device.startswith("cuda"):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        torch.cuda.synchronize()
+        start, end = _CUDA_EVENT(enable_timing=True), _CUDA_EVENT(enable_timing=True)
+        _CUDA_SYNC()
         start.record()
         out = model(*inputs)
-        torch.cuda.synchronize()  # device-wide: work the candidate queued on another stream counts
+        _CUDA_SYNC()  # device-wide: work the candidate queued on another stream counts
         end.record()
-        torch.cuda.synchronize()
+        _CUDA_SYNC()
         return out, start.elapsed_time(end) / 1e3
     started = _CLOCK()
     out = model(*inputs)

@@ -27,6 +27,7 @@ confirmed by a re-measurement. So correct-but-not-faster earns 0.5 and a confirm
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -43,6 +44,7 @@ RUNNER = "greenloop.verify.kernel_child"
 # much as PyTorch's caching allocator does on a GPU. It cut the median of a 1 MB RMS norm
 # from ~490 us to ~125 us and its spread between processes several-fold.
 SERVER_ENV = {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824"}
+GPU_ENV = ("LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_HOME", "TRITON_LIBCUDA_PATH", "TRITON_PTXAS_PATH")
 MAX_REWARD_SPEEDUP = 4.0
 STAGES = ("extract", "static", "compile", "smoke", "inputs", "timing")
 
@@ -122,11 +124,14 @@ class KernelVerifier:
 
     def __init__(self, config: KernelConfig = KernelConfig()):
         self.config = config
+        gpu = config.device.startswith("cuda")
         self.limits = Limits(timeout_s=config.timeout_s, memory_mb=config.memory_mb, max_processes=64,
-                             max_file_mb=64, max_open_files=256, output_cap_bytes=256 << 20)
-        devices = ["nvidia*"] if config.device.startswith("cuda") else []
-        self.pool = WorkerPool(config.workers, config.isolation, limits=self.limits, devices=devices,
-                               warm_modules=["numpy", "torch", RUNNER], env=SERVER_ENV)
+                             max_file_mb=64, max_open_files=256, output_cap_bytes=256 << 20,
+                             cap_address_space=not gpu)
+        # On a GPU: its device nodes, and where the driver's libraries are found.
+        env = {**SERVER_ENV, **{k: os.environ[k] for k in GPU_ENV if gpu and k in os.environ}}
+        self.pool = WorkerPool(config.workers, config.isolation, limits=self.limits,
+                               devices=["nvidia*"] if gpu else [], warm_modules=["numpy", "torch", RUNNER], env=env)
         self.references: dict[str, dict] = {}
         self.reference_timings: dict[str, list[dict]] = {}  # timing frames per problem
 

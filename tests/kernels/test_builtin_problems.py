@@ -15,9 +15,15 @@ from tests.kernels.candidates import KINDS, candidate
 PROBLEMS = builtin_problems()
 
 
-@pytest.fixture(scope="module")
-def verifier():
-    with KernelVerifier(KernelConfig(trials=20, warmup=5, min_time_s=0.1, keep_fraction=0.5)) as v:
+@pytest.fixture(scope="module", params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def verifier(request):
+    """The same checks on a CPU and, marked `gpu`, on a CUDA device (CUDA events, L2 flush)."""
+    if request.param == "cuda":
+        torch = pytest.importorskip("torch")
+        if not torch.cuda.is_available():
+            pytest.skip("no CUDA device")
+    config = KernelConfig(device=request.param, trials=20, warmup=5, min_time_s=0.1, keep_fraction=0.5)
+    with KernelVerifier(config) as v:
         yield v
 
 

@@ -1,6 +1,7 @@
 """Triton candidates on a GPU: the same funnel with device="cuda" (CUDA events, an L2
-flush between trials, the GPU's device nodes bound into the sandbox). Skipped without a
-CUDA device and Triton."""
+flush between trials, the GPU's device nodes bound into the sandbox), and the GPU's own
+ways to game a timer: work left on another stream, replaced CUDA timing calls. Skipped
+without a CUDA device and Triton."""
 
 from __future__ import annotations
 
@@ -14,9 +15,38 @@ if not torch.cuda.is_available():
 pytest.importorskip("triton")
 
 from greenloop.tasks.kernels import builtin_problems  # noqa: E402
+from greenloop.types import Outcome  # noqa: E402
 from greenloop.verify.kernel_verify import KernelConfig, KernelVerifier  # noqa: E402
 
 RELU = next(p for p in builtin_problems() if p.name == "level1/relu")
+SOFTMAX = next(p for p in builtin_problems() if p.name == "level1/softmax")
+
+SOFTMAX_BODY = """class ModelNew(nn.Module):
+    def __init__(self):
+        super().__init__()
+{init}
+    def forward(self, x):
+{forward}
+"""
+
+
+def indent(text: str, by: str = "        ") -> str:
+    return "".join(f"{by}{line}\n" for line in text.splitlines())
+
+
+def softmax_candidate(forward: str, init: str = "pass", header: str = "") -> str:
+    body = SOFTMAX_BODY.format(init=indent(init), forward=indent(forward))
+    return f"```python\nimport torch\nimport torch.nn as nn\n{header}\n\n{body}```"
+
+
+MANUAL = "e = (x - x.amax(-1, keepdim=True)).exp()\nreturn e / e.sum(-1, keepdim=True)"
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    with KernelVerifier(KernelConfig(device="cuda", trials=20, warmup=5, input_sets=3)) as v:
+        yield v
+
 
 TRITON_RELU = '''```python
 import torch
@@ -43,10 +73,35 @@ class ModelNew(nn.Module):
 ```'''
 
 
-def test_triton_relu_passes_unflagged_on_gpu():
-    config = KernelConfig(device="cuda", trials=20, warmup=5, input_sets=3)
-    with KernelVerifier(config) as verifier:
-        (result,) = verifier.verify(RELU, [TRITON_RELU])
+def test_triton_relu_passes_unflagged_on_gpu(verifier):
+    (result,) = verifier.verify(RELU, [TRITON_RELU])
     assert result.verdict.passed, result.verdict.detail
     assert result.flags == []
     assert result.verdict.meta["speedup"] > 0
+
+
+def test_wrong_triton_kernel_fails_on_gpu(verifier):
+    wrong = TRITON_RELU.replace("tl.maximum(x, 0.0)", "tl.maximum(x, 0.5)")
+    (result,) = verifier.verify(RELU, [wrong])
+    assert not result.verdict.passed and "outside tolerance" in result.verdict.detail, result.verdict.detail
+
+
+def test_work_left_on_another_stream_is_timed(verifier):
+    """The same math queued on a side stream: the timer waits for the whole device, so
+    it earns no speedup over the reference (an event on the default stream alone would
+    have timed almost nothing)."""
+    side = softmax_candidate("self.side.wait_stream(torch.cuda.current_stream())\n"
+                             "with torch.cuda.stream(self.side):\n" + indent(MANUAL, "    "),
+                             init="self.side = torch.cuda.Stream()")
+    (result,) = verifier.verify(SOFTMAX, [side])
+    assert result.verdict.passed, result.verdict.detail
+    assert result.verdict.meta["speedup"] < 3, result.verdict.meta
+
+
+def test_replaced_cuda_timing_calls_are_refused_or_caught(verifier):
+    plain = softmax_candidate(MANUAL, header="torch.cuda.synchronize = lambda: None")
+    hidden = softmax_candidate(MANUAL, header="alias = torch.cuda.Event\nalias.elapsed_time = lambda self, end: 1e-6")
+    refused, caught = (r.verdict for r in verifier.verify(SOFTMAX, [plain, hidden]))
+    assert refused.outcome is Outcome.REJECTED and refused.stage == "static", refused.detail
+    assert caught.outcome is Outcome.FAILED and caught.stage == "timing", caught.detail
+    assert "Event.elapsed_time" in caught.detail

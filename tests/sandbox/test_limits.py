@@ -85,3 +85,19 @@ def test_filter_is_built_for_the_known_architectures():
         program = build_filter(machine)
         assert len(program) % 8 == 0 and len(program) // 8 > 2 * len(BLOCKED)
     assert build_filter("sparc") is None
+
+
+def test_address_space_cap_is_left_off_only_when_asked():
+    """CUDA jobs run without RLIMIT_AS (the driver reserves far more than it uses); every
+    other limit, and the cap for other jobs, still apply."""
+    import resource
+    import subprocess
+    import sys
+
+    probe = ("import resource; from greenloop.sandbox.isolation import set_rlimits as s; "
+             "s(60, None, 64, 16, 64); off = resource.getrlimit(resource.RLIMIT_AS); "
+             "files = resource.getrlimit(resource.RLIMIT_NOFILE); "
+             "s(60, 256, 64, 16, 64); print(off, files, resource.getrlimit(resource.RLIMIT_AS))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    assert out.split() == [f"({hard},", f"{hard})", "(64,", "64)", f"({256 << 20},", f"{256 << 20})"]
