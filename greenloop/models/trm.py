@@ -84,8 +84,9 @@ class TRMConfig(PretrainedConfig):
         mask_pad_keys: bool = False,  # attention ignores cells that are pad in the input
         edit_weight: float = 1.0,  # loss weight of cells the fix changes (1: plain cross-entropy)
         rope_2d: bool = True,  # rotary angles from (column, line) in attention: "the cell to my left" is easy
-        line_hint: bool = True,
-        window_radius: int = 0,  # >0: flagged programs are repaired in 2r+1 rows around the parser's line  # add a learned vector to the cells of the line the parser flags
+        line_hint: bool = True,  # add a learned vector to the cells of the line the parser flags
+        window_radius: int = 0,  # >0: flagged programs are repaired in 2r+1 rows around the parser's line
+        copy_shift: bool = False,  # each cell may also copy its left or right input neighbour (see heads())
         answer_init: str = "input",  # y starts as the buggy program's embedding ("input") or a learned vector
         rms_norm_eps: float = 1e-5,
         pad_token_id: int | None = 0,
@@ -112,6 +113,7 @@ class TRMConfig(PretrainedConfig):
         self.line_hint = line_hint
         self.rope_2d = rope_2d
         self.window_radius = window_radius
+        self.copy_shift = copy_shift
         self.rms_norm_eps = rms_norm_eps
         self.pad_token_id = pad_token_id
         self.bos_token_id = bos_token_id
@@ -179,6 +181,7 @@ class TRMForRepair(PreTrainedModel):
         self.y_init = nn.Parameter(torch.zeros(C))
         self.z_init = nn.Parameter(torch.zeros(C))
         self.hint_vector = nn.Parameter(torch.zeros(C))  # marks the parser's error line (line_hint)
+        self.shift_head = nn.Linear(C, 2) if config.copy_shift else None  # copy left / right neighbour
         self.post_init()
 
     @torch.no_grad()
@@ -189,6 +192,11 @@ class TRMForRepair(PreTrainedModel):
             truncated_normal(module.y_init, 1.0)
             truncated_normal(module.z_init, 1.0)
             truncated_normal(module.hint_vector, 1.0 / math.sqrt(self.config.hidden_size))  # as a token embedding
+        if module is self.shift_head:  # starts silent: the untrained model still answers with its input
+            from transformers import initialization as init
+
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embed_tokens
@@ -261,9 +269,23 @@ class TRMForRepair(PreTrainedModel):
                 y, z = self.latent_recursion(x, y, z, mask)
         return self.latent_recursion(x, y, z, mask)  # gradients flow through this one only
 
-    def heads(self, y: torch.Tensor, L: int, W: int):
-        """y (B, N, C) -> logits (B, L, W, V), q_halt (B,)."""
+    def heads(self, y: torch.Tensor, input_ids: torch.Tensor):
+        """y (B, N, C) -> logits (B, L, W, V), q_halt (B,).
+
+        With config.copy_shift, two scores per cell from `shift_head` are added to the
+        logits of the input tokens to the cell's left and right: a fix that inserts a token
+        shifts the rest of its line right, and each of those cells then needs one learned
+        decision ("copy my left neighbour") instead of re-deriving that neighbour's token
+        through attention (a deletion, likewise, copies from the right)."""
+        L, W = input_ids.shape[1:]
         logits = self.lm_head(y).unflatten(1, (L, W))
+        if self.shift_head is not None:
+            pad = self.config.pad_token_id or 0
+            left = F.pad(input_ids[..., :-1], (1, 0), value=pad)  # (B, L, W): the token at column j-1
+            right = F.pad(input_ids[..., 1:], (0, 1), value=pad)
+            scores = self.shift_head(y).unflatten(1, (L, W)).to(logits.dtype)  # (B, L, W, 2)
+            logits = logits.scatter_add(-1, left[..., None], scores[..., :1])
+            logits = logits.scatter_add(-1, right[..., None], scores[..., 1:])
         q_halt = self.q_head(y.mean(dim=1)).squeeze(-1)
         return logits, q_halt
 
@@ -297,7 +319,7 @@ class TRMForRepair(PreTrainedModel):
                 f"y has shape {tuple(state.y.shape)}, the grid needs {(B, L * W, self.config.hidden_size)}")
         x = self.embed(input_ids, hint_lines)
         y, z = self.deep_recursion(x, state.y, state.z, self.attention_inputs(input_ids))
-        logits, q_halt = self.heads(y, L, W)
+        logits, q_halt = self.heads(y, input_ids)
         steps = state.steps + 1
         halted = (q_halt > 0) | (steps >= self.config.supervision_steps)  # sigmoid(q) > 0.5, or out of steps
         out = TRMOutput(logits=logits, q_halt=q_halt, halted=halted, state=TRMState(y.detach(), z.detach(), steps))
@@ -346,14 +368,13 @@ class TRMForRepair(PreTrainedModel):
     def forward_fixed(self, input_ids: torch.Tensor, steps: int = 1, hint_lines: torch.Tensor | None = None):
         """`steps` supervision steps from the initial state with no data-dependent control
         flow (for ONNX export and timing). Returns (logits (B, L, W, V), q_halt (B,))."""
-        L, W = input_ids.shape[1:]
         x = self.embed(input_ids, hint_lines)
         mask = self.attention_inputs(input_ids)
         state = self.initial_state(input_ids)
         y, z = state.y, state.z
         for _ in range(steps * self.config.n_deep):
             y, z = self.latent_recursion(x, y, z, mask)
-        return self.heads(y, L, W)
+        return self.heads(y, input_ids)
 
 
 class TRMFixedSteps(nn.Module):

@@ -150,8 +150,8 @@ def test_repair_keeps_each_examples_answer_from_its_halting_step():
         model.q_head.bias.fill_(-10.0)
     original_heads = model.heads
 
-    def heads(y, L, W):
-        logits, q_halt = original_heads(y, L, W)
+    def heads(y, input_ids):
+        logits, q_halt = original_heads(y, input_ids)
         return logits, q_halt.index_fill(0, torch.tensor([0]), 10.0)
 
     model.heads = heads
@@ -162,16 +162,32 @@ def test_repair_keeps_each_examples_answer_from_its_halting_step():
         assert torch.equal(fixed[1:], model.forward_fixed(ids, steps=2)[0].argmax(-1)[1:])
 
 
+def test_copy_shift_starts_silent_and_can_shift_a_line_either_way():
+    plain, shifting = tiny_model("trm").eval(), tiny_model("trm", copy_shift=True).eval()
+    missing = shifting.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["shift_head.bias", "shift_head.weight"]
+    ids = grid(2, 3, 5, content_width=4)
+    with torch.no_grad():
+        torch.testing.assert_close(shifting.forward_fixed(ids)[0], plain.forward_fixed(ids)[0])
+        shifting.shift_head.bias.copy_(torch.tensor([1e4, 0.0]))  # every cell copies its left neighbour
+        assert torch.equal(shifting.forward_fixed(ids)[0].argmax(-1)[..., 1:], ids[..., :-1])
+        shifting.shift_head.bias.copy_(torch.tensor([0.0, 1e4]))  # ... its right neighbour
+        assert torch.equal(shifting.forward_fixed(ids)[0].argmax(-1)[..., :-1], ids[..., 1:])
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
-@pytest.mark.parametrize("dynamo", [pytest.param(True, marks=pytest.mark.slow), False])
-def test_onnx_export_of_fixed_steps_matches_pytorch(tmp_path, dynamo):
+@pytest.mark.parametrize("dynamo, copy_shift", [pytest.param(True, False, marks=pytest.mark.slow), (False, False),
+                                                (False, True)])
+def test_onnx_export_of_fixed_steps_matches_pytorch(tmp_path, dynamo, copy_shift):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     if dynamo:
         pytest.importorskip("onnxscript")
-    model = tiny_model("trm", mask_pad_keys=True).eval()
+    model = tiny_model("trm", mask_pad_keys=True, copy_shift=copy_shift).eval()
     with torch.no_grad():  # a live halting head, so q_halt is worth comparing
         model.q_head.weight.normal_(0.0, 0.5)
+        if copy_shift:  # and live copy scores
+            model.shift_head.weight.normal_(0.0, 0.5)
     exported = TRMFixedSteps(model, steps=2).eval()
     path = tmp_path / "trm.onnx"
     names = dict(input_names=["input_ids"], output_names=["logits", "q_halt"])
