@@ -1,10 +1,10 @@
 """Kernel timing noise and kernel verification throughput.
 
-What it measures, on the built-in problems (CPU, one torch thread, the timing child
-pinned to one core, the defaults of `greenloop kernels verify`: 10 warm-up calls, 30
-timed trials per measurement):
+What it measures, on the built-in problems (by default on the CPU: one torch thread, the
+timing child pinned to one core; `--device cuda`: CUDA events, L2 flushed; the defaults
+of `greenloop kernels verify`: 10 warm-up calls, 30 timed trials per measurement):
 
-1. Timing noise. For every problem whose reference takes over 1 ms per call, the
+1. Timing noise. For every problem whose reference takes over `--min-ms` (1 ms) per call, the
    reference is measured REPEATS times, each measurement a fresh sandboxed process (what
    the verifier does for each candidate). The coefficient of variation (standard
    deviation / mean) of those medians is the noise a speedup is judged against.

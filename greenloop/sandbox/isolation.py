@@ -236,8 +236,8 @@ def set_rlimits(cpu_s: int, memory_mb: int | None, nproc: int, fsize_mb: int, no
     address = resource.RLIM_INFINITY if memory_mb is None else memory_mb << 20
     for which, value in zip(_JOB_LIMITS, (cpu_s, address, nproc, fsize_mb << 20, nofile)):
         hard = _HARD[which] if which in _HARD else resource.getrlimit(which)[1]
-        if hard != resource.RLIM_INFINITY:
-            value = min(value, hard)
+        if hard != resource.RLIM_INFINITY:  # RLIM_INFINITY is -1: min() would pick it
+            value = hard if value == resource.RLIM_INFINITY else min(value, hard)
         resource.setrlimit(which, (value, value))
 
 

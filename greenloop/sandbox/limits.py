@@ -10,8 +10,9 @@ class Limits:
     timeout_s: float = 10.0  # wall clock for the whole run, enforced from outside the child
     cpu_s: int | None = None  # RLIMIT_CPU; defaults to the wall timeout rounded up, plus one
     memory_mb: int = 2048  # RLIMIT_AS, and the fork server's memory cgroup where there is one
-    # False leaves RLIMIT_AS off, for CUDA jobs: the driver reserves address space far
-    # beyond what it uses, and fails to start under any cap. The cgroup still holds.
+    # False leaves RLIMIT_AS at the hard limit, for CUDA jobs: the driver reserves address
+    # space far beyond what it uses (it failed to start under an 8 GB cap). Host memory is
+    # then bounded only by the fork server's memory cgroup, where one could be made.
     cap_address_space: bool = True
     max_processes: int = 64  # RLIMIT_NPROC (counts per user: enforced where the uid is dropped)
     max_file_mb: int = 16  # RLIMIT_FSIZE: any file written, captured stdout/stderr included

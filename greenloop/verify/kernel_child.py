@@ -38,16 +38,22 @@ FLOAT_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32":
 _CLOCK = time.perf_counter_ns  # bound at load, before any candidate code exists
 _URANDOM = os.urandom
 OUT_OF_MEMORY = (MemoryError, torch.OutOfMemoryError)
-# What the harness relies on between trials (clocks, and what makes inputs), as loaded:
-# a candidate that replaces any of them fails the timing stage, however it reached them.
+# What the harness relies on between trials (clocks, what makes inputs, what GPU timing
+# calls on its way), as loaded: a candidate that replaces any of them fails the timing
+# stage, however it reached them. Checked after warm-up and after every trial.
 _WATCHED = {f"{owner.__name__}.{name}": (owner, name, getattr(owner, name)) for owner, names in (
     (time, ("perf_counter", "perf_counter_ns", "monotonic", "time", "process_time")),
     (torch, ("randn", "rand", "randint", "manual_seed", "zeros_like", "empty", "stack", "cat")),
     (torch.Tensor, ("to", "abs", "clone", "__mul__", "__neg__", "__add__", "contiguous")),
-    (torch.cuda, ("synchronize", "Event")),  # GPU timing: bound below, watched all the same
+    (torch.cuda, ("synchronize", "Event", "current_stream", "default_stream", "device", "_lazy_init")),
     (torch.cuda.Event, ("record", "elapsed_time", "synchronize")),
-) for name in names}
+    (torch._C, ("_cuda_synchronize",)),  # present in CUDA builds only
+) for name in names if hasattr(owner, name)}
+# GPU timing calls the original functions, bound here, before any candidate code exists:
+# a replacement that puts itself back when called is never looked up while timing.
 _CUDA_SYNC, _CUDA_EVENT = torch.cuda.synchronize, torch.cuda.Event  # looked up without starting CUDA
+_EVENT_RECORD, _EVENT_ELAPSED = torch.cuda.Event.record, torch.cuda.Event.elapsed_time
+_DEVICE_SYNC = getattr(torch._C, "_cuda_synchronize", None)  # what torch.cuda.synchronize() ends in
 
 
 def _tampered() -> list[str]:
@@ -300,6 +306,7 @@ def _trials(job: dict, problem: dict, model, device: str, spec: dict) -> dict:
             flush()
             out, seconds = _timed_call(model, inputs, device)
             times.append(seconds)
+            patched = sorted({*patched, *_tampered()})  # a replacement made during this trial
             threads_max = max(threads_max, _thread_count())
             if type(out) is not torch.Tensor:
                 wrong_type = type(out).__name__
@@ -330,13 +337,13 @@ def _timed_call(model, inputs: list, device: str):
     device-wide synchronize, so no work queued on another stream escapes the measurement)."""
     if device.startswith("cuda"):
         start, end = _CUDA_EVENT(enable_timing=True), _CUDA_EVENT(enable_timing=True)
-        _CUDA_SYNC()
-        start.record()
+        _DEVICE_SYNC()  # CUDA is up: the warm-up ran on the device
+        _EVENT_RECORD(start)
         out = model(*inputs)
-        _CUDA_SYNC()  # device-wide: work the candidate queued on another stream counts
-        end.record()
-        _CUDA_SYNC()
-        return out, start.elapsed_time(end) / 1e3
+        _DEVICE_SYNC()  # device-wide: work the candidate queued on another stream counts
+        _EVENT_RECORD(end)
+        _DEVICE_SYNC()
+        return out, _EVENT_ELAPSED(start, end) / 1e3
     started = _CLOCK()
     out = model(*inputs)
     return out, (_CLOCK() - started) / 1e9

@@ -77,6 +77,19 @@ def test_reaching_around_the_static_rules_is_caught_when_timed(verifier):
     assert threads_verdict.stage == "timing" and "torch threads 2" in threads_verdict.detail, threads_verdict.detail
 
 
+def test_a_replacement_that_puts_itself_back_is_caught_between_trials(verifier):
+    """Swapped in during one timed call and undone by its own first use, it is gone by the
+    end of the run: the check after every trial still sees it."""
+    sneaky = HONEST.replace("import torch\n", "import torch\nalias = torch\n", 1).replace(
+        "        e = (x - x.amax", "        self.calls += 1\n        if self.calls == 20:\n"
+        "            real = alias.randn\n\n"
+        "            def once(*args, **kwargs):\n                alias.randn = real\n"
+        "                return real(*args, **kwargs)\n            alias.randn = once\n        e = (x - x.amax", 1).replace(
+        "super().__init__()\n", "super().__init__()\n        self.calls = 0\n", 1)
+    (verdict,) = verdicts(verifier, [sneaky])
+    assert verdict.stage == "timing" and "torch.randn" in verdict.detail, verdict.detail
+
+
 @pytest.mark.parametrize("code, reason", [
     ("import ctypes\n", "imports ctypes"),
     ("import threading\n", "imports threading"),

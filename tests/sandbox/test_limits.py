@@ -88,16 +88,19 @@ def test_filter_is_built_for_the_known_architectures():
 
 
 def test_address_space_cap_is_left_off_only_when_asked():
-    """CUDA jobs run without RLIMIT_AS (the driver reserves far more than it uses); every
-    other limit, and the cap for other jobs, still apply."""
-    import resource
+    """CUDA jobs run without their own RLIMIT_AS (the driver reserves far more than it
+    uses): it stays at the hard limit the process had, finite or not, while the cap for
+    other jobs and the other limits still apply."""
     import subprocess
     import sys
 
-    probe = ("import resource; from greenloop.sandbox.isolation import set_rlimits as s; "
-             "s(60, None, 64, 16, 64); off = resource.getrlimit(resource.RLIMIT_AS); "
+    probe = ("import resource, sys; from greenloop.sandbox.isolation import set_rlimits as s; "
+             "A = resource.RLIMIT_AS; hard = int(sys.argv[1]); "
+             "hard >= 0 and resource.setrlimit(A, (hard, hard)); "
+             "s(60, None, 64, 16, 64); off = resource.getrlimit(A); "
              "files = resource.getrlimit(resource.RLIMIT_NOFILE); "
-             "s(60, 256, 64, 16, 64); print(off, files, resource.getrlimit(resource.RLIMIT_AS))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
-    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
-    assert out.split() == [f"({hard},", f"{hard})", "(64,", "64)", f"({256 << 20},", f"{256 << 20})"]
+             "s(60, 256, 64, 16, 64); print(off, files, resource.getrlimit(A))")
+    for hard in (-1, 16 << 30):  # unlimited, then a finite hard limit (a container, a batch job)
+        out = subprocess.run([sys.executable, "-c", probe, str(hard)], capture_output=True, text=True,
+                             check=True).stdout
+        assert out.split() == [f"({hard},", f"{hard})", "(64,", "64)", f"({256 << 20},", f"{256 << 20})"], out

@@ -170,9 +170,12 @@ def test_copy_shift_starts_silent_and_can_shift_a_line_either_way():
     with torch.no_grad():
         torch.testing.assert_close(shifting.forward_fixed(ids)[0], plain.forward_fixed(ids)[0])
         shifting.shift_head.bias.copy_(torch.tensor([1e4, 0.0]))  # every cell copies its left neighbour
-        assert torch.equal(shifting.forward_fixed(ids)[0].argmax(-1)[..., 1:], ids[..., :-1])
+        left = shifting.forward_fixed(ids)[0].argmax(-1)
+        # ... and the first column gets pad, not the last token of the line above
+        assert torch.equal(left[..., 1:], ids[..., :-1]) and bool((left[..., 0] == 0).all())
         shifting.shift_head.bias.copy_(torch.tensor([0.0, 1e4]))  # ... its right neighbour
-        assert torch.equal(shifting.forward_fixed(ids)[0].argmax(-1)[..., :-1], ids[..., 1:])
+        right = shifting.forward_fixed(ids)[0].argmax(-1)
+        assert torch.equal(right[..., :-1], ids[..., 1:]) and bool((right[..., -1] == 0).all())
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
