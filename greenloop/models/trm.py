@@ -284,8 +284,7 @@ class TRMForRepair(PreTrainedModel):
             left = F.pad(input_ids[..., :-1], (1, 0), value=pad)  # (B, L, W): the token at column j-1
             right = F.pad(input_ids[..., 1:], (0, 1), value=pad)
             scores = self.shift_head(y).unflatten(1, (L, W)).to(logits.dtype)  # (B, L, W, 2)
-            logits = logits.scatter_add(-1, left[..., None], scores[..., :1])
-            logits = logits.scatter_add(-1, right[..., None], scores[..., 1:])
+            logits = logits.scatter_add(-1, torch.stack((left, right), dim=-1), scores)
         q_halt = self.q_head(y.mean(dim=1)).squeeze(-1)
         return logits, q_halt
 

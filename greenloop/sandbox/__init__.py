@@ -23,8 +23,8 @@ a kernel with pivot_root and, for the read-only root, mount_setattr: 5.12 or lat
   patched builtins, forged or malformed frames and early exits all fail.
 - Time: wall-clock limits enforced by the server from outside the child (no alarm the
   candidate could cancel), plus RLIMIT_CPU.
-- Memory, files, processes: RLIMIT_AS (not for CUDA jobs: the driver fails to start under
-  any address-space cap), RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_NPROC, no core
+- Memory, files, processes: RLIMIT_AS (not for CUDA jobs: the driver failed to start under
+  an 8 GB address-space cap), RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_NPROC, no core
   dumps; where a memory and a pids cgroup can be created (cgroup v1 or v2, root or
   delegated), one per fork server caps the candidate's whole process tree, so many
   processes cannot add up past the limit, and candidates are the OOM killer's first choice

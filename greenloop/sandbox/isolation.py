@@ -233,11 +233,13 @@ def set_rlimits(cpu_s: int, memory_mb: int | None, nproc: int, fsize_mb: int, no
     """Soft and hard limits at once, never above the hard limit the process already has
     (RLIMIT_CORE 0 and SIGXFSZ ignored are set once in the zygote). `memory_mb` None:
     address space left at the hard limit."""
-    address = resource.RLIM_INFINITY if memory_mb is None else memory_mb << 20
+    address = None if memory_mb is None else memory_mb << 20
     for which, value in zip(_JOB_LIMITS, (cpu_s, address, nproc, fsize_mb << 20, nofile)):
         hard = _HARD[which] if which in _HARD else resource.getrlimit(which)[1]
-        if hard != resource.RLIM_INFINITY:  # RLIM_INFINITY is -1: min() would pick it
-            value = hard if value == resource.RLIM_INFINITY else min(value, hard)
+        if value is None:
+            value = hard
+        elif hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
         resource.setrlimit(which, (value, value))
 
 

@@ -1,6 +1,7 @@
 """Candidates made from a problem's own reference, by rewriting its `forward` with the ast
 module: the reference itself, a wrong one, one that changes its inputs, one that caches
-its first answer. Each is a completion as a model would write it (a fenced block)."""
+its first answer; and hand-written ones (`model_new`). Each is a completion as a model
+would write it (a fenced block)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,20 @@ import ast
 from greenloop.tasks.kernels import rename_class
 
 KINDS = ("reference", "wrong", "mutates_input", "cached")
+HEADER = "import torch\nimport torch.nn as nn\n\n"
+
+
+def fenced(body: str, header: str = HEADER) -> str:
+    return "```python\n" + header + body + "\n```"
+
+
+def model_new(forward: str, init: str = "", header: str = HEADER) -> str:
+    """A fenced `ModelNew` whose `__init__` runs `init` and whose `forward(self, x)` runs
+    `forward` (each given unindented, one statement per line)."""
+    init_lines = "".join(f"        {line}\n" for line in init.splitlines())
+    lines = "".join(f"        {line}\n" for line in forward.splitlines())
+    return fenced(f"class ModelNew(nn.Module):\n    def __init__(self):\n        super().__init__()\n{init_lines}\n"
+                  f"    def forward(self, x):\n{lines}", header)
 
 
 def _forward(tree: ast.Module) -> ast.FunctionDef:

@@ -17,27 +17,10 @@ pytest.importorskip("triton")
 from greenloop.tasks.kernels import builtin_problems  # noqa: E402
 from greenloop.types import Outcome  # noqa: E402
 from greenloop.verify.kernel_verify import KernelConfig, KernelVerifier  # noqa: E402
+from tests.kernels.candidates import HEADER, model_new  # noqa: E402
 
 RELU = next(p for p in builtin_problems() if p.name == "level1/relu")
 SOFTMAX = next(p for p in builtin_problems() if p.name == "level1/softmax")
-
-SOFTMAX_BODY = """class ModelNew(nn.Module):
-    def __init__(self):
-        super().__init__()
-{init}
-    def forward(self, x):
-{forward}
-"""
-
-
-def indent(text: str, by: str = "        ") -> str:
-    return "".join(f"{by}{line}\n" for line in text.splitlines())
-
-
-def softmax_candidate(forward: str, init: str = "pass", header: str = "") -> str:
-    body = SOFTMAX_BODY.format(init=indent(init), forward=indent(forward))
-    return f"```python\nimport torch\nimport torch.nn as nn\n{header}\n\n{body}```"
-
 
 MANUAL = "e = (x - x.amax(-1, keepdim=True)).exp()\nreturn e / e.sum(-1, keepdim=True)"
 
@@ -90,17 +73,17 @@ def test_work_left_on_another_stream_is_timed(verifier):
     """The same math queued on a side stream: the timer waits for the whole device, so
     it earns no speedup over the reference (an event on the default stream alone would
     have timed almost nothing)."""
-    side = softmax_candidate("self.side.wait_stream(torch.cuda.current_stream())\n"
-                             "with torch.cuda.stream(self.side):\n" + indent(MANUAL, "    "),
-                             init="self.side = torch.cuda.Stream()")
+    on_side = "".join(f"    {line}\n" for line in MANUAL.splitlines())
+    side = model_new("self.side.wait_stream(torch.cuda.current_stream())\nwith torch.cuda.stream(self.side):\n"
+                     + on_side, init="self.side = torch.cuda.Stream()")
     (result,) = verifier.verify(SOFTMAX, [side])
     assert result.verdict.passed, result.verdict.detail
     assert result.verdict.meta["speedup"] < 3, result.verdict.meta
 
 
 def test_replaced_cuda_timing_calls_are_refused_or_caught(verifier):
-    plain = softmax_candidate(MANUAL, header="torch.cuda.synchronize = lambda: None")
-    hidden = softmax_candidate(MANUAL, header="alias = torch.cuda.Event\nalias.elapsed_time = lambda self, end: 1e-6")
+    plain = model_new(MANUAL, header=HEADER + "torch.cuda.synchronize = lambda: None\n")
+    hidden = model_new(MANUAL, header=HEADER + "alias = torch.cuda.Event\nalias.elapsed_time = lambda self, end: 1e-6\n")
     refused, caught = (r.verdict for r in verifier.verify(SOFTMAX, [plain, hidden]))
     assert refused.outcome is Outcome.REJECTED and refused.stage == "static", refused.detail
     assert caught.outcome is Outcome.FAILED and caught.stage == "timing", caught.detail

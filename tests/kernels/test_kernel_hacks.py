@@ -9,22 +9,9 @@ import pytest
 from greenloop.tasks.kernels import builtin_problems, load_problems
 from greenloop.types import Outcome
 from greenloop.verify.kernel_verify import KernelConfig, KernelVerifier
+from tests.kernels.candidates import fenced, model_new
 
 SOFTMAX = next(p for p in builtin_problems() if p.name == "level1/softmax")
-
-HEADER = "import torch\nimport torch.nn as nn\n\n"
-
-
-def fenced(body: str, header: str = HEADER) -> str:
-    return "```python\n" + header + body + "\n```"
-
-
-def model_new(forward: str, init: str = "") -> str:
-    init_lines = "".join(f"        {line}\n" for line in init.splitlines())
-    lines = "".join(f"        {line}\n" for line in forward.splitlines())
-    return fenced(f"class ModelNew(nn.Module):\n    def __init__(self):\n        super().__init__()\n{init_lines}\n"
-                  f"    def forward(self, x):\n{lines}")
-
 
 HONEST = model_new("e = (x - x.amax(-1, keepdim=True)).exp()\nreturn e / e.sum(-1, keepdim=True)")
 
