@@ -39,6 +39,8 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sleep-steps", type=int, default=200, help="fine-tuning steps per sleep")
     p.add_argument("--sleep-lr", type=float, default=3e-4)
     p.add_argument("--sleep-batch", type=int, default=16)
+    p.add_argument("--sleep-prompt-weight", type=float, default=0.0, metavar="W",
+                   help="sleep also predicts the prompts' tokens, weighted W beside the answers' (default 0)")
     p.add_argument("--min-gain", type=int, default=0,
                    help="gate: promote when gains - losses on the gate half is at least this (default 0: not worse)")
     p.add_argument("--family-margin", type=float, default=0.10, help="gate: largest allowed drop of one family")
@@ -77,7 +79,8 @@ def config_from_args(args):
         mode=args.mode, k=args.k, temperature=args.temperature, max_tokens=args.max_tokens, max_steps=args.max_steps,
         replay_ratio=args.replay_ratio, workers=args.workers, seed=args.seed, prompt_style=args.prompt_style,
         batch_size=args.batch_size,
-        sleep=FinetuneConfig(steps=args.sleep_steps, lr=args.sleep_lr, batch_size=args.sleep_batch, seed=args.seed),
+        sleep=FinetuneConfig(steps=args.sleep_steps, lr=args.sleep_lr, batch_size=args.sleep_batch, seed=args.seed,
+                             prompt_weight=args.sleep_prompt_weight),
         gate=GateConfig(min_gain=args.min_gain, family_margin=args.family_margin, critical=critical))
 
 

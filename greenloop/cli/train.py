@@ -36,6 +36,9 @@ def _add_sft(sub) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--max-len", type=int, default=768, help="longer examples are skipped (and counted), not cut")
+    p.add_argument("--prompt-weight", type=float, default=0.0, metavar="W",
+                   help="also predict the prompt's tokens, their loss weighted W beside the completion's "
+                        "(default 0: completion only)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run_sft)
@@ -59,7 +62,7 @@ def run_sft(args) -> int:
 
         examples = random.Random(args.seed).sample(examples, args.limit)
     config = FinetuneConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, max_len=args.max_len,
-                            seed=args.seed)
+                            seed=args.seed, prompt_weight=args.prompt_weight)
     summary = finetune(model, examples, args.out, config, progress=not args.quiet)
     print(f"{summary['examples']} examples ({summary['skipped_too_long']} longer than {args.max_len} tokens "
           f"skipped), {summary['steps']} steps in {summary['seconds']:.0f} s, {summary['tokens_per_s']:,.0f} "

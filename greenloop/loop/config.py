@@ -10,7 +10,7 @@ trained on), `state.json` (the promoted checkpoint and the finished phases),
 from __future__ import annotations
 
 import json
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from greenloop.evaluate.gates import GateConfig
@@ -74,11 +74,11 @@ def load_or_write(config: CycleConfig) -> CycleConfig:
     path = Path(config.out) / "config.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
-        saved = json.loads(path.read_text())
+        # read back through from_dict, so a field added since the run began (a folder without
+        # `curriculum`, or a sleep without `prompt_weight`) reads as its default
+        saved = json.loads(json.dumps(CycleConfig.from_dict(json.loads(path.read_text())).to_dict()))
         current = json.loads(json.dumps(config.to_dict()))
-        # a field added since the run began reads as its default (a folder without `curriculum` had it off)
-        defaults = {f.name: f.default for f in fields(CycleConfig) if f.default is not MISSING}
-        changed = sorted(k for k in set(saved) | set(current) if saved.get(k, defaults.get(k)) != current.get(k))
+        changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
         if changed:
             raise ValueError(f"{config.out} was started with other settings ({', '.join(changed)} differ); "
                              f"use the same ones to resume, or a new --out")

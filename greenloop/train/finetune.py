@@ -8,7 +8,11 @@ Two kinds of model folders, told apart by what they hold:
   merged into the weights when saved, so every checkpoint is a plain model folder. An
   example is the prompt's tokens then the completion's and the end-of-sequence token.
 
-The loss counts completion tokens only. Batches are drawn in a seeded order, grouped by
+The loss counts completion tokens only, unless `prompt_weight` > 0: then the prompt's
+tokens are predicted too, their mean loss added at that weight to the completion's. For
+the edit format this is cheap teaching: the prompt's tokens are computed anyway, and
+they are mostly code, with the parser's line repeated at the end, a copy to predict.
+Batches are drawn in a seeded order, grouped by
 length to waste little padding; the learning rate warms up then follows a cosine. An
 example longer than `max_len` is skipped and counted, never cut (a truncated program
 would teach the model to stop halfway).
@@ -37,6 +41,7 @@ class FinetuneConfig:
     seed: int = 0
     lora_rank: int = 16  # transformers models only
     chat: bool = False   # transformers models: the prompt as a user message in the chat template (as policies ask)
+    prompt_weight: float = 0.0  # weight of the prompt tokens' mean loss beside the completion's (0: not counted)
 
     def __post_init__(self):
         for name, value, least in (("steps", self.steps, 1), ("batch_size", self.batch_size, 1),
@@ -45,6 +50,8 @@ class FinetuneConfig:
                 raise ValueError(f"finetune {name}: must be >= {least}, got {value}")
         if self.lr <= 0:
             raise ValueError(f"finetune lr: must be > 0, got {self.lr}")
+        if self.prompt_weight < 0:
+            raise ValueError(f"finetune prompt_weight: must be >= 0, got {self.prompt_weight}")
 
 
 def is_greenloop_model(folder: str | Path) -> bool:
@@ -148,7 +155,7 @@ def finetune(model_dir: str | Path, pairs: list[tuple[str, str]], out_dir: str |
     batches = _batches(examples, config)
     for _ in tqdm(range(config.steps), desc=desc, unit="step", disable=not progress):
         ids, labels, mask = _tensors(examples, next(batches), pad_id)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss = _loss(model, ids, labels, mask, config.prompt_weight)
         optim.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, config.clip)
@@ -162,6 +169,20 @@ def finetune(model_dir: str | Path, pairs: list[tuple[str, str]], out_dir: str |
     return {"examples": len(examples), "skipped_too_long": len(pairs) - len(examples), "steps": config.steps,
             "loss_first": losses[0], "loss_last": sum(tail) / len(tail), "seconds": seconds,
             "tokens_per_s": tokens / max(seconds, 1e-9)}
+
+
+def _loss(model, ids, labels, mask, prompt_weight: float):
+    """The completion tokens' mean loss, plus `prompt_weight` times the prompt tokens' mean."""
+    if not prompt_weight:
+        return model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    import torch.nn.functional as F
+
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+    targets, answer, real = ids[:, 1:], labels[:, 1:] != IGNORE, mask[:, 1:].bool()
+    each = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
+                           reduction="none").view_as(targets)
+    prompt = real & ~answer
+    return each[answer].mean() + prompt_weight * each[prompt].mean()
 
 
 def _lr_factor(step: int, config: FinetuneConfig) -> float:

@@ -1,6 +1,7 @@
 """Cycles with the adaptive curriculum drawing each day's tasks, with a scripted policy."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -73,8 +74,10 @@ def test_a_run_folder_from_before_the_curriculum_option_still_resumes(setup):  #
     load_or_write(cfg)
     path = tmp / "older" / "config.json"
     saved = json.loads(path.read_text())
-    del saved["curriculum"]
+    del saved["curriculum"], saved["sleep"]["prompt_weight"]
     path.write_text(json.dumps(saved))
     assert load_or_write(cfg) == cfg
     with pytest.raises(ValueError, match=r"other settings \(curriculum differ\)"):
         load_or_write(config(setup, "older", curriculum=True))
+    with pytest.raises(ValueError, match=r"other settings \(sleep differ\)"):
+        load_or_write(replace(cfg, sleep=replace(cfg.sleep, prompt_weight=0.5)))
