@@ -1,6 +1,8 @@
 """Plots of a run's `metrics.jsonl`: frozen-set pass rate, median steps-to-green and
-repeat-error rate against the cycle, the baseline drawn as a dashed line, candidates that
-were rolled back drawn hollow. PNG files under `plots/`."""
+repeat-error rate against the cycle, the baseline drawn as a dashed line. The line follows
+the model in use after each cycle (a rolled-back candidate leaves the promoted one in
+place); candidates that were rolled back are drawn hollow, off the line. PNG files under
+`plots/`."""
 
 from __future__ import annotations
 
@@ -16,6 +18,16 @@ def read_metrics(folder: Path) -> list[dict]:
     path = Path(folder) / "metrics.jsonl"  # rewritten whole and renamed each cycle: never torn
     rows = [r.data for r in read_jsonl(path)] if path.exists() else []
     return sorted({r["cycle"]: r for r in rows}.values(), key=lambda r: r["cycle"])
+
+
+def in_use(points: list[tuple[int, float, bool]]) -> list[tuple[int, float]]:
+    """(cycle, value of the model in use after it) from (cycle, candidate's value, promoted)."""
+    line, current = [], None
+    for cycle, value, promoted in points:
+        if promoted or current is None:
+            current = value
+        line.append((cycle, current))
+    return line
 
 
 def write_plots(folder: Path) -> list[Path]:
@@ -35,7 +47,7 @@ def write_plots(folder: Path) -> list[Path]:
         if not points:
             continue
         fig, ax = plt.subplots(figsize=(6, 3.6))
-        ax.plot([c for c, _, _ in points], [v for _, v, _ in points], color="tab:green", zorder=1)
+        ax.plot(*zip(*in_use(points)), color="tab:green", zorder=1, label="model in use")
         for promoted in (True, False):
             chosen = [(c, v) for c, v, p in points if p == promoted]
             if chosen:
