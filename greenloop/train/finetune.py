@@ -12,10 +12,11 @@ The loss counts completion tokens only, unless `prompt_weight` > 0: then the pro
 tokens are predicted too, their mean loss added at that weight to the completion's. For
 the edit format this is cheap teaching: the prompt's tokens are computed anyway, and
 they are mostly code, with the parser's line repeated at the end, a copy to predict.
-Batches are drawn in a seeded order, grouped by
-length to waste little padding; the learning rate warms up then follows a cosine. An
-example longer than `max_len` is skipped and counted, never cut (a truncated program
-would teach the model to stop halfway).
+
+Batches are drawn in a seeded order, grouped by length to waste little padding; the
+learning rate warms up then follows a cosine. An example longer than `max_len` is
+skipped and counted, never cut (a truncated program would teach the model to stop
+halfway).
 """
 
 from __future__ import annotations
