@@ -5,8 +5,15 @@ network is applied over and over to improve an answer, instead of one deep netwo
 
 The grid: a buggy program as L lines x W tokens, input_ids (B, L, W), pad = 0. The answer is
 the fixed program on the same grid, logits (B, L, W, V), pad cells included (a fix may insert a
-token and push the end-of-line marker right). Batches may be cropped to their content, so
-positions are looked up by (line, column) and never assume the full grid.
+token and push the end-of-line marker right). With `edits=True` the answer is instead an edit
+per cell (`greenloop.models.grid_edits`): the logits give the token each cell becomes (pad:
+deleted); one pointer per program (B, L*W + 1) picks the cell a token is inserted before,
+or nothing (the last slot); and the inserted token's logits come from the same output
+embedding, computed only where an insertion is made or wanted. A fix that inserts a token
+is then one decision, not a shifted line (one insertion per program: the single-place
+bugs of the data factory; substitutions and deletions are per cell and unlimited).
+Batches may be cropped to their content, so positions are looked up by (line, column) and
+never assume the full grid.
 
 Embedding: x = sqrt(C) * (token + line + column embeddings), flattened to cells (B, N=L*W, C).
 `net` is n_layers non-causal post-norm transformer blocks over all N cells. Two states, the
@@ -24,8 +31,8 @@ is the paper's learned vector. In words:
                         loss, optimiser step; y and z are carried, detached, to the next step
 
 Loss of a step: cross-entropy over every cell of the given grid (labels -100 ignored; cells
-the fix changes weigh `edit_weight` times more) plus halt_loss_weight * BCE(q_halt, [the
-predicted grid equals the target exactly]).
+the fix changes weigh `edit_weight` times more), or with edits the edit loss of `grid_edits`,
+plus halt_loss_weight * BCE(q_halt, [the predicted grid equals the target exactly]).
 
 Halting (our choice, documented): an example has halted when sigmoid(q_halt) > 0.5 or it has
 had `supervision_steps` steps. In training `out.halted` only tells the trainer when it may
@@ -38,6 +45,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +53,7 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from greenloop.models.grid_edits import EditHeads, apply_edits, edit_loss
 from greenloop.models.layers import (
     init_as_recursive_papers,
     truncated_normal,
@@ -86,7 +95,7 @@ class TRMConfig(PretrainedConfig):
         rope_2d: bool = True,  # rotary angles from (column, line) in attention: "the cell to my left" is easy
         line_hint: bool = True,  # add a learned vector to the cells of the line the parser flags
         window_radius: int = 0,  # >0: flagged programs are repaired in 2r+1 rows around the parser's line
-        copy_shift: bool = False,  # each cell may also copy its left or right input neighbour (see heads())
+        edits: bool = False,  # answer as edits: per cell an output and an insertion (see grid_edits)
         answer_init: str = "input",  # y starts as the buggy program's embedding ("input") or a learned vector
         rms_norm_eps: float = 1e-5,
         pad_token_id: int | None = 0,
@@ -96,6 +105,8 @@ class TRMConfig(PretrainedConfig):
     ):
         if intermediate_size is None:
             intermediate_size = swiglu_intermediate_size(hidden_size)
+        require(not kwargs.pop("copy_shift", False), "copy_shift",
+                "was replaced by edits=True (an insertion is one decision, not a shifted line): retrain with it")
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.num_attention_heads = num_attention_heads
@@ -113,7 +124,7 @@ class TRMConfig(PretrainedConfig):
         self.line_hint = line_hint
         self.rope_2d = rope_2d
         self.window_radius = window_radius
-        self.copy_shift = copy_shift
+        self.edits = edits
         self.rms_norm_eps = rms_norm_eps
         self.pad_token_id = pad_token_id
         self.bos_token_id = bos_token_id
@@ -134,6 +145,7 @@ class TRMConfig(PretrainedConfig):
         require(not self.rope_2d or (self.hidden_size // max(self.num_attention_heads, 1)) % 4 == 0, "rope_2d",
                 "needs a head size (hidden_size / num_attention_heads) divisible by 4")
         require(self.edit_weight > 0, "edit_weight", f"must be > 0, got {self.edit_weight}")
+        require(not (self.edits and self.edit_weight != 1.0), "edits", "edit_weight applies to grid answers only")
         require_token_ids_in_vocabulary(self)
 
 
@@ -156,6 +168,8 @@ class TRMOutput(ModelOutput):
     state: TRMState | None = None  # detached: carry it to the next supervision step
     lm_loss: torch.Tensor | None = None
     halt_loss: torch.Tensor | None = None
+    insert_where: torch.Tensor | None = None  # (B, L*W + 1) with config.edits: insert before cell j / nowhere
+    insertions: torch.Tensor | None = None  # (B, L, W) with config.edits: the token inserted there (pad: none)
 
 
 class TRMForRepair(PreTrainedModel):
@@ -181,7 +195,7 @@ class TRMForRepair(PreTrainedModel):
         self.y_init = nn.Parameter(torch.zeros(C))
         self.z_init = nn.Parameter(torch.zeros(C))
         self.hint_vector = nn.Parameter(torch.zeros(C))  # marks the parser's error line (line_hint)
-        self.shift_head = nn.Linear(C, 2) if config.copy_shift else None  # copy left / right neighbour
+        self.edit_heads = EditHeads(C, config.grid_lines * config.grid_width) if config.edits else None
         self.post_init()
 
     @torch.no_grad()
@@ -192,11 +206,8 @@ class TRMForRepair(PreTrainedModel):
             truncated_normal(module.y_init, 1.0)
             truncated_normal(module.z_init, 1.0)
             truncated_normal(module.hint_vector, 1.0 / math.sqrt(self.config.hidden_size))  # as a token embedding
-        if module is self.shift_head:  # starts silent: the untrained model still answers with its input
-            from transformers import initialization as init
-
-            init.zeros_(module.weight)
-            init.zeros_(module.bias)
+        if self.edit_heads is not None:  # silent at first: the untrained model answers with its input
+            self.edit_heads.silence(module)
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embed_tokens
@@ -270,23 +281,18 @@ class TRMForRepair(PreTrainedModel):
         return self.latent_recursion(x, y, z, mask)  # gradients flow through this one only
 
     def heads(self, y: torch.Tensor, input_ids: torch.Tensor):
-        """y (B, N, C) -> logits (B, L, W, V), q_halt (B,).
-
-        With config.copy_shift, two scores per cell from `shift_head` are added to the
-        logits of the input tokens to the cell's left and right: a fix that inserts a token
-        shifts the rest of its line right, and each of those cells then needs one learned
-        decision ("copy my left neighbour") instead of re-deriving that neighbour's token
-        through attention (a deletion, likewise, copies from the right)."""
+        """y (B, N, C) -> logits (B, L, W, V), q_halt (B,), and with config.edits the
+        insertion pointer's logits (B, N + 1), else None."""
         L, W = input_ids.shape[1:]
         logits = self.lm_head(y).unflatten(1, (L, W))
-        if self.shift_head is not None:
-            pad = self.config.pad_token_id or 0
-            left = F.pad(input_ids[..., :-1], (1, 0), value=pad)  # (B, L, W): the token at column j-1
-            right = F.pad(input_ids[..., 1:], (0, 1), value=pad)
-            scores = self.shift_head(y).unflatten(1, (L, W)).to(logits.dtype)  # (B, L, W, 2)
-            logits = logits.scatter_add(-1, torch.stack((left, right), dim=-1), scores)
         q_halt = self.q_head(y.mean(dim=1)).squeeze(-1)
-        return logits, q_halt
+        return logits, q_halt, None if self.edit_heads is None else self.edit_heads.where(y, input_ids)
+
+    def answer(self, input_ids: torch.Tensor, out: TRMOutput) -> torch.Tensor:
+        """The grid the model answers: the argmax per cell, or with edits what they write."""
+        if out.insertions is None:
+            return out.logits.argmax(-1)
+        return apply_edits(input_ids, out.logits.argmax(-1), out.insertions)
 
     # ---- the public interface ------------------------------------------------------------
 
@@ -318,12 +324,21 @@ class TRMForRepair(PreTrainedModel):
                 f"y has shape {tuple(state.y.shape)}, the grid needs {(B, L * W, self.config.hidden_size)}")
         x = self.embed(input_ids, hint_lines)
         y, z = self.deep_recursion(x, state.y, state.z, self.attention_inputs(input_ids))
-        logits, q_halt = self.heads(y, input_ids)
+        logits, q_halt, where = self.heads(y, input_ids)
         steps = state.steps + 1
         halted = (q_halt > 0) | (steps >= self.config.supervision_steps)  # sigmoid(q) > 0.5, or out of steps
         out = TRMOutput(logits=logits, q_halt=q_halt, halted=halted, state=TRMState(y.detach(), z.detach(), steps))
+        if where is not None:
+            with torch.no_grad():
+                out.insert_where = where
+                out.insertions = self.edit_heads.insertions(self.lm_head, y, where, input_ids.shape)
         if labels is not None:
-            self._add_loss(out, labels, input_ids)
+            if where is not None:
+                inserted = partial(self.edit_heads.token_logits, self.lm_head, y)  # cells -> their token logits
+                out.lm_loss, correct = edit_loss(logits, where, inserted, input_ids, labels, out.insertions)
+                self._add_halt_loss(out, correct)
+            else:
+                self._add_loss(out, labels, input_ids)
         return out
 
     def _add_loss(self, out: TRMOutput, labels: torch.Tensor, input_ids: torch.Tensor) -> None:
@@ -337,8 +352,11 @@ class TRMForRepair(PreTrainedModel):
             counted = (labels.flatten() != -100).to(per_cell.dtype)
             weight = counted * (1 + (self.config.edit_weight - 1) * (labels != input_ids).flatten().to(per_cell.dtype))
             out.lm_loss = (per_cell * weight).sum() / weight.sum().clamp(min=1)
-        correct = exact_match(out.logits, labels).to(out.q_halt.dtype)  # (B,) the halting target
-        out.halt_loss = F.binary_cross_entropy_with_logits(out.q_halt, correct)
+        self._add_halt_loss(out, exact_match(out.logits, labels))
+
+    def _add_halt_loss(self, out: TRMOutput, correct: torch.Tensor) -> None:
+        """correct (B,): the answer is already right, the halting head's target."""
+        out.halt_loss = F.binary_cross_entropy_with_logits(out.q_halt, correct.to(out.q_halt.dtype))
         out.loss = out.lm_loss + self.config.halt_loss_weight * out.halt_loss
 
     @torch.no_grad()
@@ -357,7 +375,7 @@ class TRMForRepair(PreTrainedModel):
             state = out.state
             stop = out.halted | (step == max_steps)
             newly = stop & ~done
-            answer[newly] = out.logits[newly].argmax(-1)
+            answer[newly] = self.answer(input_ids, out)[newly]
             steps_used[newly] = step
             done |= stop
             if bool(done.all()):
@@ -366,14 +384,19 @@ class TRMForRepair(PreTrainedModel):
 
     def forward_fixed(self, input_ids: torch.Tensor, steps: int = 1, hint_lines: torch.Tensor | None = None):
         """`steps` supervision steps from the initial state with no data-dependent control
-        flow (for ONNX export and timing). Returns (logits (B, L, W, V), q_halt (B,))."""
+        flow (for ONNX export and timing). Returns (logits (B, L, W, V), q_halt (B,)), and
+        with config.edits the insertion pointer's logits (B, L*W + 1) and the inserted
+        token's logits (B, L, W, V) after them."""
         x = self.embed(input_ids, hint_lines)
         mask = self.attention_inputs(input_ids)
         state = self.initial_state(input_ids)
         y, z = state.y, state.z
         for _ in range(steps * self.config.n_deep):
             y, z = self.latent_recursion(x, y, z, mask)
-        return self.heads(y, input_ids)
+        logits, q_halt, where = self.heads(y, input_ids)
+        if where is None:
+            return logits, q_halt
+        return logits, q_halt, where, self.edit_heads.token_logits(self.lm_head, y).unflatten(1, input_ids.shape[1:])
 
 
 class TRMFixedSteps(nn.Module):

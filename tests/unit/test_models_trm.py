@@ -151,8 +151,8 @@ def test_repair_keeps_each_examples_answer_from_its_halting_step():
     original_heads = model.heads
 
     def heads(y, input_ids):
-        logits, q_halt = original_heads(y, input_ids)
-        return logits, q_halt.index_fill(0, torch.tensor([0]), 10.0)
+        logits, q_halt, gate = original_heads(y, input_ids)
+        return logits, q_halt.index_fill(0, torch.tensor([0]), 10.0), gate
 
     model.heads = heads
     fixed, steps = model.repair(ids, max_steps=2)
@@ -162,35 +162,16 @@ def test_repair_keeps_each_examples_answer_from_its_halting_step():
         assert torch.equal(fixed[1:], model.forward_fixed(ids, steps=2)[0].argmax(-1)[1:])
 
 
-def test_copy_shift_starts_silent_and_can_shift_a_line_either_way():
-    plain, shifting = tiny_model("trm").eval(), tiny_model("trm", copy_shift=True).eval()
-    missing = shifting.load_state_dict(plain.state_dict(), strict=False).missing_keys
-    assert sorted(missing) == ["shift_head.bias", "shift_head.weight"]
-    ids = grid(2, 3, 5, content_width=4)
-    with torch.no_grad():
-        torch.testing.assert_close(shifting.forward_fixed(ids)[0], plain.forward_fixed(ids)[0])
-        shifting.shift_head.bias.copy_(torch.tensor([1e4, 0.0]))  # every cell copies its left neighbour
-        left = shifting.forward_fixed(ids)[0].argmax(-1)
-        # ... and the first column gets pad, not the last token of the line above
-        assert torch.equal(left[..., 1:], ids[..., :-1]) and bool((left[..., 0] == 0).all())
-        shifting.shift_head.bias.copy_(torch.tensor([0.0, 1e4]))  # ... its right neighbour
-        right = shifting.forward_fixed(ids)[0].argmax(-1)
-        assert torch.equal(right[..., :-1], ids[..., 1:]) and bool((right[..., -1] == 0).all())
-
-
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
-@pytest.mark.parametrize("dynamo, copy_shift", [pytest.param(True, False, marks=pytest.mark.slow), (False, False),
-                                                (False, True)])
-def test_onnx_export_of_fixed_steps_matches_pytorch(tmp_path, dynamo, copy_shift):
+@pytest.mark.parametrize("dynamo", [pytest.param(True, marks=pytest.mark.slow), False])
+def test_onnx_export_of_fixed_steps_matches_pytorch(tmp_path, dynamo):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     if dynamo:
         pytest.importorskip("onnxscript")
-    model = tiny_model("trm", mask_pad_keys=True, copy_shift=copy_shift).eval()
+    model = tiny_model("trm", mask_pad_keys=True).eval()
     with torch.no_grad():  # a live halting head, so q_halt is worth comparing
         model.q_head.weight.normal_(0.0, 0.5)
-        if copy_shift:  # and live copy scores
-            model.shift_head.weight.normal_(0.0, 0.5)
     exported = TRMFixedSteps(model, steps=2).eval()
     path = tmp_path / "trm.onnx"
     names = dict(input_names=["input_ids"], output_names=["logits", "q_halt"])

@@ -1,0 +1,174 @@
+"""Edits on a token grid: a repair as one output and one insertion per cell.
+
+A model that answers a grid cell by cell with the whole fixed program has to move every
+later token of a line one column right when the fix inserts a token (a missing comma, a
+missing bracket), and each of those cells is a fresh chance to be wrong. As edits, each
+cell of the buggy program answers two small questions instead:
+
+- its output: the token it becomes (itself when kept, another token when replaced,
+  `<|pad|>` when deleted);
+- its insertion: the token written just before it (`<|pad|>`: none).
+
+A row's repaired tokens are then, cell by cell in order, the insertion and the output, up
+to and including the row's `<|eol|>` (cells after it emit nothing), so a fix that
+inserts a token is one decision in one cell and the rest of the line is plain copying.
+
+Targets from a (buggy, fixed) pair of grids, row by row (rows are source lines; the eol
+is part of the row): the longest common prefix and then the longest common suffix of the
+rest. The buggy row's middle (k_a cells) must become the fixed row's middle (k_b tokens).
+Cell i of the middle (counting from 0; cell k_a is the first cell of the suffix, which
+keeps its own token) inserts a token when i < e = max(0, k_b - k_a), and outputs one when
+i < k_a: the middle's tokens are dealt out in that order, and middle cells left over are
+deleted. A row whose middle needs more than 2 k_a + 1 tokens cannot be written this way
+(nor can a line the fix adds); its targets are the best such edit, which falls short.
+
+A model answers with `EditHeads`: its own per-cell outputs, and one pointer per program
+that picks the cell to insert before, or nowhere. So it makes at most one insertion per
+program (the data factory's bugs are single-place mutations; the pointer learns from
+the first insertion of a target that has more), and any number of substitutions and
+deletions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from greenloop.text.tokenizer import EOL_ID, PAD_ID
+
+NONE = PAD_ID  # "no insertion" and "delete this cell" are both the pad token
+DEAD = -1e4  # the pointer's score of a cell after its row's eol (finite: exports and bf16 stay clean)
+
+
+def row_lengths(grid: torch.Tensor) -> torch.Tensor:
+    """(B, L, W) -> (B, L): the cells of each row up to and including its first eol (0 if none)."""
+    is_eol = grid == EOL_ID
+    return torch.where(is_eol.any(-1), is_eol.int().argmax(-1) + 1, 0)
+
+
+def _suffix(a: torch.Tensor, b: torch.Tensor, n: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """(B, L): how many cells the rows of a (length n) and b (length m) share at their ends."""
+    back = torch.arange(a.shape[-1], device=a.device)
+    ia, ib = n[..., None] - 1 - back, m[..., None] - 1 - back
+    same = (a.gather(-1, ia.clamp(min=0)) == b.gather(-1, ib.clamp(min=0))) & (ia >= 0) & (ib >= 0)
+    return same.long().cumprod(-1).sum(-1)
+
+
+def edit_targets(source: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(outputs, insertions), each (B, L, W), that turn the `source` grid into `target` (see
+    the module docstring). Cells after a source row's eol get NONE in both."""
+    n, m = row_lengths(source), row_lengths(target)
+    p = torch.minimum((source == target).long().cumprod(-1).sum(-1), torch.minimum(n, m))
+    s = torch.minimum(_suffix(source, target, n, m), torch.minimum(n, m) - p)
+    k_a, k_b = (n - s - p)[..., None], (m - s - p)[..., None]
+    e = (k_b - k_a).clamp(min=0)
+    i = torch.arange(source.shape[-1], device=source.device) - p[..., None]  # position in the middle
+    width = target.shape[-1]
+
+    def middle_token(offset: torch.Tensor) -> torch.Tensor:
+        return target.gather(-1, (p[..., None] + offset).clamp(0, width - 1))
+
+    out_offset = i + torch.minimum(i + 1, e)
+    in_middle = (i >= 0) & (i < k_a)
+    outputs = torch.where(in_middle, torch.where(out_offset < k_b, middle_token(out_offset), NONE), source)
+    ins_offset = i + torch.minimum(i, e)
+    inserts = (i >= 0) & (i < e) & (i <= k_a) & (ins_offset < k_b)
+    insertions = torch.where(inserts, middle_token(ins_offset), NONE)
+    live = live_cells(source)
+    return torch.where(live, outputs, NONE), torch.where(live, insertions, NONE)
+
+
+def live_cells(source: torch.Tensor) -> torch.Tensor:
+    """(B, L, W) bool: the cells that emit (up to and including each row's eol)."""
+    return torch.arange(source.shape[-1], device=source.device) < row_lengths(source)[..., None]
+
+
+def apply_edits(source: torch.Tensor, outputs: torch.Tensor, insertions: torch.Tensor) -> torch.Tensor:
+    """The grid the edits write, the shape of `source`: each live cell emits its insertion
+    (if any) then its output (unless deleted). Tokens past the grid's width are dropped."""
+    B, L, W = source.shape
+    live = live_cells(source)
+    emit_in = live & (insertions != NONE)
+    emit_out = live & (outputs != NONE)
+    counts = emit_in.long() + emit_out.long()
+    start = counts.cumsum(-1) - counts
+    spill = 2 * W  # one column past anything a row can fill: where non-emitting cells write
+    written = torch.full((B, L, spill + 1), NONE, dtype=source.dtype, device=source.device)
+    written.scatter_(-1, torch.where(emit_in, start, spill), insertions.to(source.dtype))
+    written.scatter_(-1, torch.where(emit_out, start + emit_in.long(), spill), outputs.to(source.dtype))
+    return written[..., :W]
+
+
+def first_insertion(insertions: torch.Tensor) -> torch.Tensor:
+    """(B, L, W) insertions -> (B,): the flat index (row * W + column) of each grid's first
+    insertion, L * W where it has none."""
+    wanted = (insertions != NONE).flatten(1)
+    return torch.where(wanted.any(-1), wanted.int().argmax(-1), wanted.shape[-1])
+
+
+def edit_loss(logits: torch.Tensor, where: torch.Tensor, insert_logits, source: torch.Tensor,
+              target: torch.Tensor, insertions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, exact) of an edit answer. `logits` (B, L, W, V): each cell's output; `where`
+    (B, L*W + 1): the logits of "insert before cell j" (flat) and, last, of "insert
+    nothing"; `insert_logits(mask)`: the token logits (K, V) of the K cells a (B, L, W)
+    mask picks; `insertions`: what the model inserts as it stands (NONE where it does
+    not). The loss, three means of cross-entropy: the outputs over the live cells; the
+    pointer (its target: the first insertion); and the inserted tokens, where the target
+    inserts. `exact` (B,) bool: the edits the model makes write `target` exactly (the
+    halting target)."""
+    outputs, wanted = edit_targets(source, target)
+    live = live_cells(source)
+    if not live.any():  # nothing to answer: a zero that still has a graph
+        loss = logits.sum() * 0 + where.sum() * 0
+    else:
+        loss = F.cross_entropy(logits[live].float(), outputs[live]) + \
+            F.cross_entropy(where.float(), first_insertion(wanted))
+        inserts = wanted != NONE
+        if inserts.any():
+            loss = loss + F.cross_entropy(insert_logits(inserts).float(), wanted[inserts])
+    written = apply_edits(source, logits.argmax(-1), insertions)
+    return loss, (written == target).flatten(1).all(dim=1)
+
+
+class EditHeads(nn.Module):
+    """Where a grid model inserts and what, read from its answer state y (B, N, C): a score
+    per cell and one for "nowhere" (from the mean of y) make one pointer per program; the
+    inserted token is read through the model's output embedding `lm_head`, as its outputs are,
+    and only for the cells it is needed at."""
+
+    def __init__(self, hidden_size: int, max_cells: int):
+        super().__init__()
+        self.at = nn.Linear(hidden_size, 1)
+        self.nowhere = nn.Linear(hidden_size, 1)
+        self.token = nn.Linear(hidden_size, hidden_size, bias=False)
+        self.silent_bias = math.log(max_cells) + 4.0  # "nowhere" e^4 times likelier than all cells together
+
+    @torch.no_grad()
+    def silence(self, module: nn.Module) -> None:
+        """Start silent: the model's weight init calls this for every module after its own
+        init, so an untrained model inserts nothing."""
+        if any(module is head for head in (self.at, self.nowhere, self.token)):
+            module.weight.zero_()
+            if module.bias is not None:
+                module.bias.fill_(self.silent_bias if module is self.nowhere else 0.0)
+
+    def where(self, y: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        """(B, N + 1): "insert before cell j" (flat over the source grid), then "nowhere"."""
+        cells = self.at(y).squeeze(-1).masked_fill(~live_cells(source).flatten(1), DEAD)
+        return torch.cat((cells, self.nowhere(y.mean(dim=1)).to(cells.dtype)), dim=-1)
+
+    def token_logits(self, lm_head: nn.Module, y: torch.Tensor, cells: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of the token inserted: (K, V) for the K cells a (B, L, W) mask picks, or
+        (B, N, V) for every cell when `cells` is None."""
+        return lm_head(self.token(y if cells is None else y[cells.flatten(1)]))
+
+    def insertions(self, lm_head: nn.Module, y: torch.Tensor, where: torch.Tensor, grid: torch.Size) -> torch.Tensor:
+        """(B, L, W): the token inserted before the cell the pointer picks, NONE elsewhere."""
+        chosen = F.one_hot(where.argmax(-1), where.shape[-1])[:, :-1].bool().view(grid)  # last slot: nowhere
+        tokens = torch.full(grid, NONE, dtype=torch.long, device=y.device)
+        if chosen.any():
+            tokens[chosen] = self.token_logits(lm_head, y, chosen).argmax(-1)
+        return tokens
