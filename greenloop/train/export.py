@@ -6,7 +6,8 @@ writes them). Export adds:
   and the evaluation report when one is given or found in `DIR/eval/report.json`);
 - with `--onnx`: `model.onnx` (TRM: inputs `input_ids` (batch, lines, width) and
   `hint_lines` (batch,), the parser's error row or -1; a fixed number of supervision steps,
-  dynamic batch, lines and columns; GPT/HRM: logits of a token sequence, dynamic batch and length),
+  dynamic batch, lines and columns; outputs `logits` and `q_halt`, and for a TRM with edits
+  `insert_where` and `insert_logits`; GPT/HRM: logits of a token sequence, dynamic batch and length),
   checked against the PyTorch model with onnxruntime on inputs of a shape other than the
   traced one: the largest absolute difference and the top-1 agreement are reported;
 - with `--int8`: `model.int8.onnx`, onnxruntime's dynamic int8 quantisation (weights int8,
