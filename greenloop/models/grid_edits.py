@@ -22,11 +22,18 @@ i < k_a: the middle's tokens are dealt out in that order, and middle cells left 
 deleted. A row whose middle needs more than 2 k_a + 1 tokens cannot be written this way
 (nor can a line the fix adds); its targets are the best such edit, which falls short.
 
-A model answers with `EditHeads`: its own per-cell outputs, and one pointer per program
-that picks the cell to insert before, or nowhere. So it makes at most one insertion per
-program (the data factory's bugs are single-place mutations; the pointer learns from
-the first insertion of a target that has more), and any number of substitutions and
-deletions.
+A model answers with `EditHeads` in one of two ways:
+
+- per cell (`edit_loss`): every cell gives its output, and one pointer per program picks
+  the cell to insert before, or nowhere. At most one insertion per program (the pointer
+  learns from a target's first), any number of substitutions and deletions; but every
+  cell is a chance to change what was right, and the one cell a fix changes is a small
+  share of a loss averaged over hundreds that are copied.
+- single change (`single_change_loss`): the pointer picks the one cell that changes, or
+  nowhere; that cell gives its output and what is inserted before it (or nothing), and
+  every other cell is copied as written. A fix is then a place and at most two tokens,
+  each learned at full weight, and nothing else can change. The data factory's bugs are
+  single-place mutations; a fix that changes two separate cells cannot be written.
 """
 
 from __future__ import annotations
@@ -110,15 +117,15 @@ def first_insertion(insertions: torch.Tensor) -> torch.Tensor:
 
 
 def edit_loss(logits: torch.Tensor, where: torch.Tensor, insert_logits, source: torch.Tensor,
-              target: torch.Tensor, insertions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+              target: torch.Tensor, predicted: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss, exact) of an edit answer. `logits` (B, L, W, V): each cell's output; `where`
     (B, L*W + 1): the logits of "insert before cell j" (flat) and, last, of "insert
     nothing"; `insert_logits(mask)`: the token logits (K, V) of the K cells a (B, L, W)
-    mask picks; `insertions`: what the model inserts as it stands (NONE where it does
-    not). The loss, three means of cross-entropy: the outputs over the live cells; the
-    pointer (its target: the first insertion); and the inserted tokens, where the target
-    inserts. `exact` (B,) bool: the edits the model makes write `target` exactly (the
-    halting target)."""
+    mask picks; `predicted`: the (outputs, insertions) the model makes as it stands. The
+    loss, three means of cross-entropy: the outputs over the live cells; the pointer (its
+    target: the first insertion); and the inserted tokens, where the target inserts.
+    `exact` (B,) bool: the edits the model makes write `target` exactly (the halting
+    target)."""
     outputs, wanted = edit_targets(source, target)
     live = live_cells(source)
     if not live.any():  # nothing to answer: a zero that still has a graph
@@ -129,8 +136,30 @@ def edit_loss(logits: torch.Tensor, where: torch.Tensor, insert_logits, source: 
         inserts = wanted != NONE
         if inserts.any():
             loss = loss + F.cross_entropy(insert_logits(inserts).float(), wanted[inserts])
-    written = apply_edits(source, logits.argmax(-1), insertions)
-    return loss, (written == target).flatten(1).all(dim=1)
+    return loss, (apply_edits(source, *predicted) == target).flatten(1).all(dim=1)
+
+
+def first_change(source: torch.Tensor, outputs: torch.Tensor, insertions: torch.Tensor) -> torch.Tensor:
+    """(B,): the flat index of the first cell whose output differs from its token or that
+    gets an insertion; L * W when the edits change nothing."""
+    changed = (((outputs != source) & live_cells(source)) | (insertions != NONE)).flatten(1)
+    return torch.where(changed.any(-1), changed.int().argmax(-1), changed.shape[-1])
+
+
+def single_change_loss(logits: torch.Tensor, where: torch.Tensor, insert_logits, source: torch.Tensor,
+                       target: torch.Tensor, predicted: tuple[torch.Tensor, torch.Tensor]):
+    """(loss, exact) when one cell changes and every other is copied as written: the
+    pointer's cross-entropy (its target: the first cell the edits change, or nowhere), and
+    at that cell the output's and the insertion's (NONE included). `predicted`: the
+    (outputs, insertions) the model makes; `exact` (B,) bool: they write `target`."""
+    outputs, wanted = edit_targets(source, target)
+    first = first_change(source, outputs, wanted)
+    loss = F.cross_entropy(where.float(), first)
+    cell = F.one_hot(first, where.shape[-1])[:, :-1].bool().view(source.shape)
+    if cell.any():
+        loss = loss + F.cross_entropy(logits[cell].float(), outputs[cell]) + \
+            F.cross_entropy(insert_logits(cell).float(), wanted[cell])
+    return loss, (apply_edits(source, *predicted) == target).flatten(1).all(dim=1)
 
 
 class EditHeads(nn.Module):
@@ -172,3 +201,15 @@ class EditHeads(nn.Module):
         if chosen.any():
             tokens[chosen] = self.token_logits(lm_head, y, chosen).argmax(-1)
         return tokens
+
+    def single_change(self, lm_head: nn.Module, logits: torch.Tensor, y: torch.Tensor, where: torch.Tensor,
+                      source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(outputs, insertions) that change only the cell the pointer picks: its output
+        (the argmax of its logits) and what is inserted before it (NONE: nothing)."""
+        chosen = F.one_hot(where.argmax(-1), where.shape[-1])[:, :-1].bool().view(source.shape)
+        outputs = source.clone()
+        insertions = torch.full(source.shape, NONE, dtype=torch.long, device=source.device)
+        if chosen.any():
+            outputs[chosen] = logits[chosen].argmax(-1).to(outputs.dtype)
+            insertions[chosen] = self.token_logits(lm_head, y, chosen).argmax(-1)
+        return outputs, insertions

@@ -11,7 +11,9 @@ deleted); one pointer per program (B, L*W + 1) picks the cell a token is inserte
 or nothing (the last slot); and the inserted token's logits come from the same output
 embedding, computed only where an insertion is made or wanted. A fix that inserts a token
 is then one decision, not a shifted line (one insertion per program: the single-place
-bugs of the data factory; substitutions and deletions are per cell and unlimited).
+bugs of the data factory; substitutions and deletions are per cell and unlimited). With
+`single_change=True` too, the pointer picks the one cell that changes (its output and an
+insertion before it) and every other cell is copied as written.
 Batches may be cropped to their content, so positions are looked up by (line, column) and
 never assume the full grid.
 
@@ -53,7 +55,7 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from greenloop.models.grid_edits import EditHeads, apply_edits, edit_loss
+from greenloop.models.grid_edits import EditHeads, apply_edits, edit_loss, single_change_loss
 from greenloop.models.layers import (
     init_as_recursive_papers,
     truncated_normal,
@@ -96,6 +98,7 @@ class TRMConfig(PretrainedConfig):
         line_hint: bool = True,  # add a learned vector to the cells of the line the parser flags
         window_radius: int = 0,  # >0: flagged programs are repaired in 2r+1 rows around the parser's line
         edits: bool = False,  # answer as edits: per cell an output and an insertion (see grid_edits)
+        single_change: bool = False,  # with edits: only the cell the pointer picks changes (see grid_edits)
         answer_init: str = "input",  # y starts as the buggy program's embedding ("input") or a learned vector
         rms_norm_eps: float = 1e-5,
         pad_token_id: int | None = 0,
@@ -125,6 +128,7 @@ class TRMConfig(PretrainedConfig):
         self.rope_2d = rope_2d
         self.window_radius = window_radius
         self.edits = edits
+        self.single_change = single_change
         self.rms_norm_eps = rms_norm_eps
         self.pad_token_id = pad_token_id
         self.bos_token_id = bos_token_id
@@ -146,6 +150,7 @@ class TRMConfig(PretrainedConfig):
                 "needs a head size (hidden_size / num_attention_heads) divisible by 4")
         require(self.edit_weight > 0, "edit_weight", f"must be > 0, got {self.edit_weight}")
         require(not (self.edits and self.edit_weight != 1.0), "edits", "edit_weight applies to grid answers only")
+        require(self.edits or not self.single_change, "single_change", "needs edits=True")
         require_token_ids_in_vocabulary(self)
 
 
@@ -170,6 +175,7 @@ class TRMOutput(ModelOutput):
     halt_loss: torch.Tensor | None = None
     insert_where: torch.Tensor | None = None  # (B, L*W + 1) with config.edits: insert before cell j / nowhere
     insertions: torch.Tensor | None = None  # (B, L, W) with config.edits: the token inserted there (pad: none)
+    outputs: torch.Tensor | None = None  # (B, L, W) with config.edits: the token each cell becomes (pad: deleted)
 
 
 class TRMForRepair(PreTrainedModel):
@@ -292,7 +298,7 @@ class TRMForRepair(PreTrainedModel):
         """The grid the model answers: the argmax per cell, or with edits what they write."""
         if out.insertions is None:
             return out.logits.argmax(-1)
-        return apply_edits(input_ids, out.logits.argmax(-1), out.insertions)
+        return apply_edits(input_ids, out.outputs, out.insertions)
 
     # ---- the public interface ------------------------------------------------------------
 
@@ -329,17 +335,26 @@ class TRMForRepair(PreTrainedModel):
         halted = (q_halt > 0) | (steps >= self.config.supervision_steps)  # sigmoid(q) > 0.5, or out of steps
         out = TRMOutput(logits=logits, q_halt=q_halt, halted=halted, state=TRMState(y.detach(), z.detach(), steps))
         if where is not None:
-            with torch.no_grad():
-                out.insert_where = where
-                out.insertions = self.edit_heads.insertions(self.lm_head, y, where, input_ids.shape)
-        if labels is not None:
-            if where is not None:
-                inserted = partial(self.edit_heads.token_logits, self.lm_head, y)  # cells -> their token logits
-                out.lm_loss, correct = edit_loss(logits, where, inserted, input_ids, labels, out.insertions)
-                self._add_halt_loss(out, correct)
-            else:
-                self._add_loss(out, labels, input_ids)
+            self._add_edits(out, y, where, input_ids, labels)
+        elif labels is not None:
+            self._add_loss(out, labels, input_ids)
         return out
+
+    def _add_edits(self, out: TRMOutput, y, where, input_ids, labels) -> None:
+        """The edits the model makes, and with labels their loss (see grid_edits)."""
+        heads, single = self.edit_heads, self.config.single_change
+        with torch.no_grad():
+            out.insert_where = where
+            if single:
+                out.outputs, out.insertions = heads.single_change(self.lm_head, out.logits, y, where, input_ids)
+            else:
+                out.outputs = out.logits.argmax(-1)
+                out.insertions = heads.insertions(self.lm_head, y, where, input_ids.shape)
+        if labels is not None:
+            inserted = partial(heads.token_logits, self.lm_head, y)  # cells -> their token logits
+            loss = single_change_loss if single else edit_loss
+            out.lm_loss, correct = loss(out.logits, where, inserted, input_ids, labels, (out.outputs, out.insertions))
+            self._add_halt_loss(out, correct)
 
     def _add_loss(self, out: TRMOutput, labels: torch.Tensor, input_ids: torch.Tensor) -> None:
         require(labels.shape == out.logits.shape[:3], "labels",

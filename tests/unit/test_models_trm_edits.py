@@ -1,5 +1,7 @@
 """A TRM that answers with edits (`edits=True`): it starts by changing nothing, learns an
-insertion, round-trips through save/load, and exports to ONNX with its insertion outputs."""
+insertion, round-trips through save/load, and exports to ONNX with its insertion outputs;
+with `single_change=True` it learns insertions and substitutions and never changes more
+than one place."""
 
 from __future__ import annotations
 
@@ -85,3 +87,41 @@ def test_onnx_export_carries_the_insertion_outputs(tmp_path):
 
     names = [o.name for o in onnx.load(str(tmp_path / "model.onnx")).graph.output]
     assert names == ["logits", "q_halt", "insert_where", "insert_logits"]
+
+
+def substitution_batch():
+    """Two programs: one missing a token, one with a token to replace (`)` -> `))`-like)."""
+    source = torch.cat([grid([[7, 8, 9], [10, 11]], 8), grid([[20, 21], [22, 23, 24]], 8)])
+    target = torch.cat([grid([[7, 8, 12, 9], [10, 11]], 8), grid([[20, 21], [22, 23, 30]], 8)])
+    return source, target
+
+
+def test_single_change_learns_an_insertion_and_a_substitution():
+    model = tiny_model("trm", edits=True, single_change=True, n_deep=1)
+    source, target = substitution_batch()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        out = model(input_ids=source, labels=target)
+        out.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    fixed, _ = model.eval().repair(source, max_steps=1)
+    assert torch.equal(fixed, target)
+
+
+def test_single_change_changes_at_most_one_place_whatever_the_weights():
+    model = tiny_model("trm", edits=True, single_change=True).eval()
+    with torch.no_grad():  # a pointer that always picks a cell, and outputs that are noise
+        model.edit_heads.nowhere.bias.fill_(-1e3)
+        model.lm_head.weight.normal_(0.0, 5.0)
+    source, _ = substitution_batch()
+    with torch.no_grad():
+        out = model(input_ids=source)
+    changed = (out.outputs != source) | (out.insertions != 0)
+    assert changed.flatten(1).sum(-1).le(1).all()
+    assert changed.flatten(1).sum(-1).eq(1).any()  # and it does change something
+
+
+def test_single_change_needs_edits():
+    with pytest.raises(ValueError, match="^single_change:"):
+        TRMConfig(single_change=True)
