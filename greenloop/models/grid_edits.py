@@ -109,11 +109,22 @@ def apply_edits(source: torch.Tensor, outputs: torch.Tensor, insertions: torch.T
     return written[..., :W]
 
 
-def first_insertion(insertions: torch.Tensor) -> torch.Tensor:
-    """(B, L, W) insertions -> (B,): the flat index (row * W + column) of each grid's first
-    insertion, L * W where it has none."""
-    wanted = (insertions != NONE).flatten(1)
-    return torch.where(wanted.any(-1), wanted.int().argmax(-1), wanted.shape[-1])
+def first_cell(mask: torch.Tensor) -> torch.Tensor:
+    """(B, L, W) bool -> (B,): the flat index (row * W + column) of each grid's first True
+    cell, L * W ("nowhere", the pointer's last slot) where it has none."""
+    flat = mask.flatten(1)
+    return torch.where(flat.any(-1), flat.int().argmax(-1), flat.shape[-1])
+
+
+def cells_at(index: torch.Tensor, grid: torch.Size) -> torch.Tensor:
+    """(B,) flat cell indices, L * W meaning nowhere (as `first_cell` gives them and the
+    pointer picks them) -> the (B, L, W) bool mask of those cells."""
+    return F.one_hot(index, grid[1] * grid[2] + 1)[:, :-1].bool().view(grid)
+
+
+def _writes(source: torch.Tensor, predicted: tuple[torch.Tensor, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: the predicted (outputs, insertions) write `target` exactly (the halting target)."""
+    return (apply_edits(source, *predicted) == target).flatten(1).all(dim=1)
 
 
 def edit_loss(logits: torch.Tensor, where: torch.Tensor, insert_logits, source: torch.Tensor,
@@ -132,18 +143,11 @@ def edit_loss(logits: torch.Tensor, where: torch.Tensor, insert_logits, source: 
         loss = logits.sum() * 0 + where.sum() * 0
     else:
         loss = F.cross_entropy(logits[live].float(), outputs[live]) + \
-            F.cross_entropy(where.float(), first_insertion(wanted))
+            F.cross_entropy(where.float(), first_cell(wanted != NONE))
         inserts = wanted != NONE
         if inserts.any():
             loss = loss + F.cross_entropy(insert_logits(inserts).float(), wanted[inserts])
-    return loss, (apply_edits(source, *predicted) == target).flatten(1).all(dim=1)
-
-
-def first_change(source: torch.Tensor, outputs: torch.Tensor, insertions: torch.Tensor) -> torch.Tensor:
-    """(B,): the flat index of the first cell whose output differs from its token or that
-    gets an insertion; L * W when the edits change nothing."""
-    changed = (((outputs != source) & live_cells(source)) | (insertions != NONE)).flatten(1)
-    return torch.where(changed.any(-1), changed.int().argmax(-1), changed.shape[-1])
+    return loss, _writes(source, predicted, target)
 
 
 def single_change_loss(logits: torch.Tensor, where: torch.Tensor, insert_logits, source: torch.Tensor,
@@ -153,13 +157,13 @@ def single_change_loss(logits: torch.Tensor, where: torch.Tensor, insert_logits,
     at that cell the output's and the insertion's (NONE included). `predicted`: the
     (outputs, insertions) the model makes; `exact` (B,) bool: they write `target`."""
     outputs, wanted = edit_targets(source, target)
-    first = first_change(source, outputs, wanted)
+    first = first_cell(((outputs != source) & live_cells(source)) | (wanted != NONE))
     loss = F.cross_entropy(where.float(), first)
-    cell = F.one_hot(first, where.shape[-1])[:, :-1].bool().view(source.shape)
+    cell = cells_at(first, source.shape)
     if cell.any():
         loss = loss + F.cross_entropy(logits[cell].float(), outputs[cell]) + \
             F.cross_entropy(insert_logits(cell).float(), wanted[cell])
-    return loss, (apply_edits(source, *predicted) == target).flatten(1).all(dim=1)
+    return loss, _writes(source, predicted, target)
 
 
 class EditHeads(nn.Module):
@@ -196,7 +200,7 @@ class EditHeads(nn.Module):
 
     def insertions(self, lm_head: nn.Module, y: torch.Tensor, where: torch.Tensor, grid: torch.Size) -> torch.Tensor:
         """(B, L, W): the token inserted before the cell the pointer picks, NONE elsewhere."""
-        chosen = F.one_hot(where.argmax(-1), where.shape[-1])[:, :-1].bool().view(grid)  # last slot: nowhere
+        chosen = cells_at(where.argmax(-1), grid)
         tokens = torch.full(grid, NONE, dtype=torch.long, device=y.device)
         if chosen.any():
             tokens[chosen] = self.token_logits(lm_head, y, chosen).argmax(-1)
@@ -206,10 +210,7 @@ class EditHeads(nn.Module):
                       source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(outputs, insertions) that change only the cell the pointer picks: its output
         (the argmax of its logits) and what is inserted before it (NONE: nothing)."""
-        chosen = F.one_hot(where.argmax(-1), where.shape[-1])[:, :-1].bool().view(source.shape)
+        chosen = cells_at(where.argmax(-1), source.shape)
         outputs = source.clone()
-        insertions = torch.full(source.shape, NONE, dtype=torch.long, device=source.device)
-        if chosen.any():
-            outputs[chosen] = logits[chosen].argmax(-1).to(outputs.dtype)
-            insertions[chosen] = self.token_logits(lm_head, y, chosen).argmax(-1)
-        return outputs, insertions
+        outputs[chosen] = logits[chosen].argmax(-1).to(outputs.dtype)
+        return outputs, self.insertions(lm_head, y, where, source.shape)

@@ -32,6 +32,17 @@ def tiny_model(name: str, **overrides):
     return build_model(name, **{**TINY[name], **overrides})
 
 
+def fit(model, steps: int, lr: float = 3e-3, **batch):
+    """`steps` AdamW updates on one fixed batch; returns the last step's output."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    for _ in range(steps):
+        out = model(**batch)
+        out.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return out
+
+
 def example_batch(name: str, seed: int = 0):
     """(input_ids, labels) of the shape each model takes; labels follow each model's convention."""
     generator = torch.Generator().manual_seed(seed)

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from greenloop.models.trm import TRMFixedSteps, TRMState
-from tests.unit.test_models import VOCAB, example_batch, tiny_model
+from tests.unit.test_models import VOCAB, example_batch, fit, tiny_model
 
 
 def grid(B, L, W, content_width, seed=0):
@@ -90,12 +90,7 @@ def test_halting_stops_the_loop_early():
 def test_the_halting_head_learns_to_halt_when_the_answer_is_right():
     model = tiny_model("trm")
     ids, target = example_batch("trm")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(120):
-        out = model(input_ids=ids, labels=target)
-        out.loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
+    fit(model, 120, input_ids=ids, labels=target)
     with torch.no_grad():
         out = model(input_ids=ids, labels=target)
     assert torch.equal(out.logits.argmax(-1), target)

@@ -13,7 +13,7 @@ pytest.importorskip("transformers")
 from greenloop.models import load_model
 from greenloop.models.trm import TRMConfig
 from tests.unit.test_grid_edits import grid
-from tests.unit.test_models import tiny_model
+from tests.unit.test_models import fit, tiny_model
 
 
 def insertion_batch():
@@ -37,14 +37,9 @@ def test_the_untrained_model_inserts_nothing():
 def test_a_few_steps_teach_an_insertion_and_repair_writes_it():
     model = tiny_model("trm", edits=True, n_deep=1)
     source, target = insertion_batch()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    first = None
-    for _ in range(150):
-        out = model(input_ids=source, labels=target)
-        first = first if first is not None else float(out.lm_loss)
-        out.loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
+    with torch.no_grad():
+        first = float(model(input_ids=source, labels=target).lm_loss)
+    out = fit(model, 150, input_ids=source, labels=target)
     assert float(out.lm_loss) < first / 10
     fixed, _ = model.eval().repair(source, max_steps=1)
     assert torch.equal(fixed, target)
@@ -99,12 +94,7 @@ def substitution_batch():
 def test_single_change_learns_an_insertion_and_a_substitution():
     model = tiny_model("trm", edits=True, single_change=True, n_deep=1)
     source, target = substitution_batch()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(150):
-        out = model(input_ids=source, labels=target)
-        out.loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
+    fit(model, 150, input_ids=source, labels=target)
     fixed, _ = model.eval().repair(source, max_steps=1)
     assert torch.equal(fixed, target)
 
