@@ -90,6 +90,9 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--batch-size", type=int, help="rows per step (default 32)")
     p.add_argument("--batch-cells", type=int, help="grid data: cap rows x cropped cells per step (big programs "
                    "come in smaller batches)")
+    p.add_argument("--clean-fraction", type=float, metavar="F",
+                   help="grid data: about this share of steps train on clean programs (input = fixed program, "
+                   "target: no change), so the model learns to leave correct code alone (default 0)")
     p.add_argument("--seq-len", type=int, help="tokens per row for token-stream data (default 256)")
     p.add_argument("--lr", type=float, help="peak learning rate of the first stage (default 1e-3)")
     p.add_argument("--max-minutes", type=float, help="stop cleanly after this much training time (resumable)")
@@ -111,7 +114,8 @@ def run_pretrain(args) -> int:
     model_config = parse_model_settings(args.model_set) if args.model_set else None
     config = load_config(PretrainConfig, args.config, args.set, model=args.model, data=args.data, out=args.out,
                          model_config=model_config, steps=args.steps, stages=args.stages,
-                         batch_size=args.batch_size, batch_cells=args.batch_cells, seq_len=args.seq_len, lr=args.lr,
+                         batch_size=args.batch_size, batch_cells=args.batch_cells,
+                         clean_fraction=args.clean_fraction, seq_len=args.seq_len, lr=args.lr,
                          max_minutes=args.max_minutes, eval_every=args.eval_every, save_every=args.save_every,
                          precision=args.precision, device=args.device, seed=args.seed)
     summary = Pretrainer(config, force=args.force, progress=False if args.quiet else None).train()

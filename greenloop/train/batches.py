@@ -10,6 +10,11 @@ than it needs, sorts them by size and takes a random run of neighbours. The crop
 `slack` spare columns (and one spare line) beyond the buggy program, because a fix may
 insert tokens; inference crops the same way (`greenloop.train.windows`), so the model sees
 the same shapes in training and use.
+
+With `clean_fraction = f`, about a fraction f of the steps are clean batches: the rows'
+fixed programs as both input and target, whole and without a parser hint, as a program
+that parses reaches the model at inference. A repair model then learns to leave a
+correct program alone; without them it has only ever seen programs with a bug.
 """
 
 from __future__ import annotations
@@ -60,14 +65,18 @@ class GridBatches:
     """Cropped (source, target) batches of repair grids for one training stage."""
 
     def __init__(self, data, batch_size: int, seed: int, pool: int = 8, extents: GridExtents | None = None,
-                 batch_cells: int | None = None, hints: np.ndarray | None = None):
+                 batch_cells: int | None = None, hints: np.ndarray | None = None, clean_fraction: float = 0.0):
         self.data, self.batch_size, self.seed, self.pool = data, batch_size, seed, pool
-        self.batch_cells = batch_cells
+        self.batch_cells, self.clean_fraction = batch_cells, clean_fraction
         self.extents = extents or GridExtents.measure(data)
         self.hints = hints if hints is not None else np.full(len(data), -1, dtype=np.int64)
         self.window_radius = 0  # the model's (greenloop.train.windows)
 
-    def rows_for_step(self, step: int, indices: np.ndarray) -> np.ndarray:
+    def is_clean(self, step: int) -> bool:
+        """Whether step's batch is a clean one (a pure function of seed and step)."""
+        return self.clean_fraction > 0 and np.random.default_rng([self.seed, step, 1]).random() < self.clean_fraction
+
+    def rows_for_step(self, step: int, indices: np.ndarray, clean: bool = False) -> np.ndarray:
         if len(indices) == 0:
             raise ValueError("no training rows in this stage's buckets")
         rng = np.random.default_rng([self.seed, step])
@@ -78,23 +87,27 @@ class GridBatches:
         if self.batch_cells:  # big programs come in smaller batches: about the same work per step
             e = self.extents
             lines = np.maximum.accumulate(np.maximum(e.src_lines[rows] + LINE_SLACK, e.tgt_lines[rows]))
-            if self.window_radius and (self.hints[rows] >= 0).all():
+            if self.window_radius and not clean and (self.hints[rows] >= 0).all():
                 lines = np.minimum(lines, 2 * self.window_radius + 1)
             cols = np.maximum.accumulate(np.maximum(e.src_cols[rows] + COLUMN_SLACK, e.tgt_cols[rows]))
             fits = np.arange(1, len(rows) + 1) * lines * cols <= self.batch_cells
             rows = rows[:max(1, int(np.argmin(fits)) if not fits.all() else len(rows))]
         return rows
 
-    def get(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def get(self, rows: np.ndarray, clean: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(source, target, parser hint rows) of the rows as the model trains on them:
-        windows around the hint where the model uses them, cropped to content plus slack."""
+        windows around the hint where the model uses them, cropped to content plus slack.
+        `clean`: the fixed programs as both source and target, whole, with no hint."""
         from greenloop.train.windows import training_crop
 
         source, target = self.data.batch(rows)
+        if clean:
+            return training_crop(target, target, np.full(len(rows), -1, dtype=np.int64), self.window_radius)
         return training_crop(source, target, self.hints[rows], self.window_radius)
 
     def for_step(self, step: int, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.get(self.rows_for_step(step, indices))
+        clean = self.is_clean(step)
+        return self.get(self.rows_for_step(step, indices, clean), clean)
 
 
 class StreamBatches:

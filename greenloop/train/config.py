@@ -26,6 +26,7 @@ class PretrainConfig:
     init_from: str | None = None        # start from a saved model folder, not random weights
     batch_size: int = 32                # rows per step (grid data: at most, see batch_cells)
     batch_cells: int | None = None      # grid data: fewer rows when rows x cropped cells would exceed this
+    clean_fraction: float = 0.0         # grid data: share of steps that train on clean programs (see batches)
     seq_len: int = 256                  # token-stream data: tokens per row
     steps: int = 2000                   # optimizer steps per curriculum stage, at most
     stages: int = 5                     # curriculum stages over the difficulty buckets (1: none)
@@ -69,6 +70,8 @@ class PretrainConfig:
             raise ValueError(f"advance_at: expected a fraction in (0, 1], got {self.advance_at}")
         if self.batch_cells is not None and self.batch_cells < 1:
             raise ValueError(f"batch_cells: must be at least 1, got {self.batch_cells}")
+        if not 0 <= self.clean_fraction < 1:
+            raise ValueError(f"clean_fraction: expected a fraction in [0, 1), got {self.clean_fraction}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError("max_minutes: must be positive")
         if not isinstance(self.model_config, dict):
@@ -79,6 +82,8 @@ class PretrainConfig:
         values = dataclasses.asdict(self)
         for name in ("max_minutes", "eval_every", "save_every", "keep_checkpoints", "threads", "out"):
             values.pop(name)
+        if not values["clean_fraction"]:  # runs from before the field resume as they were
+            values.pop("clean_fraction")
         return json.loads(json.dumps(values, sort_keys=True, default=str))
 
 

@@ -86,7 +86,8 @@ class RunSetup:
             present = sorted({int(b) for b in self.train_buckets}) if len(self.train_buckets) else []
             self.stages = plan_stages(present, cfg.stages, cfg.steps, cfg.lr, cfg.stage_lr_decay)
             self.batches = GridBatches(self.train_data, cfg.batch_size, cfg.seed, batch_cells=cfg.batch_cells,
-                                       hints=_column(self.train_data, "error_line", missing=-1))
+                                       hints=_column(self.train_data, "error_line", missing=-1),
+                                       clean_fraction=cfg.clean_fraction)
             self._stage_rows = {st.index: _rows_in(self.train_buckets, st.buckets) for st in self.stages}
             self.val_extents = GridExtents.measure(self.val_data)
             self.val_rows = fixed_subset(len(self.val_data), cfg.eval_examples, cfg.seed)
