@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, help="supervision steps at most (default: the model's)")
     p.add_argument("--no-detection", dest="detection", action="store_false",
                    help="do not repair the clean programs (no detection precision)")
+    p.add_argument("--parse-check", type=int, default=1, metavar="K",
+                   help="single_change models: try the model's K likeliest changes in order and keep the first "
+                   "whose program parses (default 1: the model's own answer)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="folder for report.json, report.md and predictions.jsonl")
@@ -37,7 +40,7 @@ def main(argv: list[str]) -> int:
     config = RepairEvalConfig(model=args.model, data=args.data, split=args.split, tasks=args.tasks,
                               limit=args.limit or None, batch_size=args.batch_size,
                               latency_samples=args.latency_samples, max_steps=args.max_steps,
-                              detection=args.detection, seed=args.seed, threads=args.threads)
+                              detection=args.detection, parse_check=args.parse_check, seed=args.seed, threads=args.threads)
     report, outcomes = evaluate_repair(config)
     if args.out:
         write_report(report, outcomes, args.out)

@@ -153,7 +153,9 @@ def markdown_table(report: dict) -> str:
     if "speed" in report:
         s = report["speed"]
         lines += ["", f"Throughput {s['repairs_per_s']:.1f} repairs/s (batch {s['batch_size']}); single-repair "
-                      f"latency p50 {s['latency_ms_p50']:.1f} ms, p99 {s['latency_ms_p99']:.1f} ms."]
+                      f"latency p50 {s['latency_ms_p50']:.1f} ms, p99 {s['latency_ms_p99']:.1f} ms"
+                      + (f"; parse check over the model's {s['parse_check']} likeliest changes."
+                         if s.get("parse_check", 1) > 1 else ".")]
     if report["errors"]:
         lines += ["", "| bug type | failure | count |", "|---|---|---:|"]
         lines += [f"| {g['bug_type']} | {g['signature']} | {g['count']} |" for g in report["errors"][:15]]

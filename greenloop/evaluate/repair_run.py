@@ -34,12 +34,15 @@ class RepairEvalConfig:
     latency_samples: int = 200
     max_steps: int | None = None    # supervision steps at most (default: the model's)
     detection: bool = True          # also repair the clean programs
+    parse_check: int = 1            # k > 1: the first of the model's k likeliest changes that parses
     seed: int = 0
     threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.latency_samples < 0:
             raise ValueError("batch_size must be >= 1 and latency_samples >= 0")
+        if self.parse_check < 1:
+            raise ValueError(f"parse_check: expected at least 1 candidate, got {self.parse_check}")
 
 
 @dataclass
@@ -90,12 +93,11 @@ def _from_grid_folder(root: Path, split: str, tokenizer) -> EvalPairs:
     return EvalPairs(rows, source, target, 0)
 
 
-def repair_grids(model, grids: np.ndarray, hints: np.ndarray, batch_size: int, device, max_steps: int | None):
+def repair_grids(repair, grids: np.ndarray, hints: np.ndarray, batch_size: int):
     """Repaired grids (N, L, W) and supervision steps used, in input order; seconds spent.
-    `hints`: each program's parser error row (-1: it parses)."""
+    `repair(grids, hints) -> (grids, steps)` repairs one batch; `hints`: each program's
+    parser error row (-1: it parses)."""
     import torch
-
-    from greenloop.train.windows import repair_batch
 
     areas = (grids != 0).any(axis=2).sum(axis=1) * (grids != 0).any(axis=1).sum(axis=1)
     order = np.lexsort((areas, hints < 0))  # flagged programs together (windows), then by size
@@ -105,16 +107,13 @@ def repair_grids(model, grids: np.ndarray, hints: np.ndarray, batch_size: int, d
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
-            out[chunk], steps[chunk] = repair_batch(model, grids[chunk], hints[chunk], device, max_steps)
+            out[chunk], steps[chunk] = repair(grids[chunk], hints[chunk])
     return out, steps, time.perf_counter() - started
 
 
-def latency_ms(model, texts: list[str], grids: np.ndarray, samples: int, seed: int, device,
-               max_steps: int | None) -> np.ndarray:
+def latency_ms(repair, texts: list[str], grids: np.ndarray, samples: int, seed: int) -> np.ndarray:
     """Milliseconds per single repair, the parser's hint included (it is part of a repair)."""
     import torch
-
-    from greenloop.train.windows import repair_batch
 
     if samples == 0:
         return np.zeros(0)
@@ -124,9 +123,30 @@ def latency_ms(model, texts: list[str], grids: np.ndarray, samples: int, seed: i
         for i in picks:
             started = time.perf_counter()
             hint = np.asarray([parser_error_line(texts[i])], dtype=np.int64)
-            repair_batch(model, grids[i:i + 1], hint, device, max_steps)
+            repair(grids[i:i + 1], hint)
             times.append((time.perf_counter() - started) * 1000)
     return np.asarray(times)
+
+
+def make_repairer(model, tokenizer, config: RepairEvalConfig, device):
+    """`repair(grids, hints) -> (grids, steps)`: the model's answer, or with
+    config.parse_check = k > 1 the first of its k likeliest single changes that parses."""
+    from functools import partial
+
+    from greenloop.text.grid import decode_grid
+    from greenloop.train.windows import repair_batch
+
+    if config.parse_check <= 1:
+        return partial(repair_batch, model, device=device, max_steps=config.max_steps)
+    if not getattr(model.config, "single_change", False):
+        raise ValueError(f"{config.model}: --parse-check needs a single_change model "
+                         "(trained with --model-set edits=true --model-set single_change=true)")
+    from greenloop.train.checked_repair import repair_checked
+
+    def repair(grids, hints):
+        return repair_checked(model, grids, hints, device, partial(decode_grid, tokenizer), config.parse_check,
+                              config.max_steps)[:2]
+    return repair
 
 
 def verify_repairs(rows: list[dict], predictions: list[str], tasks_spec: str | None) -> list[tuple[bool | None, str]]:
@@ -167,13 +187,14 @@ def evaluate_repair(config: RepairEvalConfig, progress: bool = False) -> tuple[d
     started = time.perf_counter()  # the parser's hint is part of a repair's cost
     hints = np.asarray([parser_error_line(r["buggy"]) for r in pairs.rows], dtype=np.int64)
     hint_seconds = time.perf_counter() - started
-    repaired, steps, seconds = repair_grids(model, pairs.source, hints, config.batch_size, device, config.max_steps)
+    repair = make_repairer(model, tokenizer, config, device)
+    repaired, steps, seconds = repair_grids(repair, pairs.source, hints, config.batch_size)
     seconds += hint_seconds
     predictions = [decode_grid(tokenizer, g) for g in repaired]
     clean_changed: list[bool | None] = [None] * len(pairs.rows)
     if config.detection:
         clean_hints = np.asarray([parser_error_line(r["fixed"]) for r in pairs.rows], dtype=np.int64)
-        on_clean, _, _ = repair_grids(model, pairs.target, clean_hints, config.batch_size, device, config.max_steps)
+        on_clean, _, _ = repair_grids(repair, pairs.target, clean_hints, config.batch_size)
         clean_changed = [bool((a != b).any()) for a, b in zip(on_clean, pairs.target)]
     verified = verify_repairs(pairs.rows, predictions, config.tasks)
     outcomes = []
@@ -187,11 +208,12 @@ def evaluate_repair(config: RepairEvalConfig, progress: bool = False) -> tuple[d
             signature=failure_signature(row["buggy"], prediction, row["fixed"], detail),
             buggy=row["buggy"], fixed=row["fixed"], prediction=prediction, steps=float(steps[i])))
     report = summarise(outcomes)
-    latencies = latency_ms(model, [r["buggy"] for r in pairs.rows], pairs.source, config.latency_samples, config.seed, device, config.max_steps)
+    latencies = latency_ms(repair, [r["buggy"] for r in pairs.rows], pairs.source, config.latency_samples, config.seed)
     report["speed"] = {"repairs_per_s": len(pairs.rows) / seconds if seconds else 0.0, "batch_size": config.batch_size,
                        "seconds": seconds, "latency_ms_p50": float(np.percentile(latencies, 50)) if len(latencies) else 0.0,
                        "latency_ms_p99": float(np.percentile(latencies, 99)) if len(latencies) else 0.0,
-                       "latency_samples": len(latencies), "threads": torch.get_num_threads()}
+                       "latency_samples": len(latencies), "threads": torch.get_num_threads(),
+                       "parse_check": config.parse_check}
     report["skipped_not_fitting_grid"] = pairs.skipped
     report["model"] = {"path": str(Path(config.model).resolve()), "parameters": model.num_parameters(),
                        "type": model.config.model_type}

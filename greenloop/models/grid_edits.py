@@ -214,3 +214,44 @@ class EditHeads(nn.Module):
         outputs = source.clone()
         outputs[chosen] = logits[chosen].argmax(-1).to(outputs.dtype)
         return outputs, self.insertions(lm_head, y, where, source.shape)
+
+    def ranked_changes(self, lm_head: nn.Module, logits: torch.Tensor, y: torch.Tensor, where: torch.Tensor,
+                       source: torch.Tensor, k: int, per_cell: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's own answer (`single_change`), then the likeliest other single changes
+        of each program, best first: (grids (B, k, L, W), log-probabilities (B, k)). A
+        change's log-probability is the pointer's for its cell plus the output's and the
+        insertion's there (the `per_cell` likeliest of each, at the k likeliest cells);
+        "nowhere" is one change, the program as written."""
+        B, L, W = source.shape
+        N, V = L * W, logits.shape[-1]
+        top_where, cells = where.float().log_softmax(-1).topk(min(k, N + 1), dim=-1)   # (B, P)
+        nowhere = cells == N
+        at = cells.clamp(max=N - 1)
+        out_lp = logits.flatten(1, 2).gather(1, at[..., None].expand(-1, -1, V)).float().log_softmax(-1)
+        picked_y = y.gather(1, at[..., None].expand(-1, -1, y.shape[-1]))
+        ins_lp = self.token_logits(lm_head, picked_y).float().log_softmax(-1)            # (B, P, V)
+        T = min(per_cell, V)
+        o_lp, o_tok = out_lp.topk(T, dim=-1)
+        i_lp, i_tok = ins_lp.topk(T, dim=-1)
+        score = top_where[..., None, None] + o_lp[..., :, None] + i_lp[..., None, :]      # (B, P, T, T)
+        only_first = torch.zeros(T, T, dtype=torch.bool, device=score.device)
+        only_first[0, 0] = True
+        as_written = torch.where(only_first, top_where[..., None, None], float("-inf"))  # "nowhere": once
+        score = torch.where(nowhere[..., None, None], as_written, score)
+        own = torch.zeros_like(score, dtype=torch.bool)  # the model's own answer: each argmax
+        own[:, 0, 0, 0] = True
+        _, flat = torch.where(own, float("inf"), score).flatten(1).topk(min(k, score[0].numel()), dim=-1)
+        best = score.flatten(1).gather(1, flat)                                          # (B, K)
+        p, o, i = flat // (T * T), (flat // T) % T, flat % T
+        cell, moved = at.gather(1, p), ~nowhere.gather(1, p)
+        new_out = o_tok.gather(1, p[..., None].expand(-1, -1, T)).gather(2, o[..., None]).squeeze(-1)
+        new_ins = i_tok.gather(1, p[..., None].expand(-1, -1, T)).gather(2, i[..., None]).squeeze(-1)
+        K = best.shape[1]
+        grid = source[:, None].expand(B, K, L, W).reshape(B * K, N)
+        outputs, insertions = grid.clone(), torch.full_like(grid, NONE)
+        rows = torch.arange(B * K, device=source.device)[moved.flatten()]
+        outputs[rows, cell.flatten()[moved.flatten()]] = new_out.flatten()[moved.flatten()].to(grid.dtype)
+        insertions[rows, cell.flatten()[moved.flatten()]] = new_ins.flatten()[moved.flatten()].to(grid.dtype)
+        shape = (B * K, L, W)
+        written = apply_edits(grid.view(shape), outputs.view(shape), insertions.view(shape))
+        return written.view(B, K, L, W), best

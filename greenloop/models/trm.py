@@ -402,16 +402,33 @@ class TRMForRepair(PreTrainedModel):
         flow (for ONNX export and timing). Returns (logits (B, L, W, V), q_halt (B,)), and
         with config.edits the insertion pointer's logits (B, L*W + 1) and the inserted
         token's logits (B, L, W, V) after them."""
+        y = self._answer_state(input_ids, steps, hint_lines)
+        logits, q_halt, where = self.heads(y, input_ids)
+        if where is None:
+            return logits, q_halt
+        return logits, q_halt, where, self.edit_heads.token_logits(self.lm_head, y).unflatten(1, input_ids.shape[1:])
+
+
+    def _answer_state(self, input_ids: torch.Tensor, steps: int, hint_lines: torch.Tensor | None) -> torch.Tensor:
+        """y (B, N, C) after `steps` supervision steps from the initial state."""
         x = self.embed(input_ids, hint_lines)
         mask = self.attention_inputs(input_ids)
         state = self.initial_state(input_ids)
         y, z = state.y, state.z
         for _ in range(steps * self.config.n_deep):
             y, z = self.latent_recursion(x, y, z, mask)
-        logits, q_halt, where = self.heads(y, input_ids)
-        if where is None:
-            return logits, q_halt
-        return logits, q_halt, where, self.edit_heads.token_logits(self.lm_head, y).unflatten(1, input_ids.shape[1:])
+        return y
+
+    @torch.no_grad()
+    def ranked_repairs(self, input_ids: torch.Tensor, k: int, hint_lines: torch.Tensor | None = None,
+                       steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A single-change model's k likeliest repairs of each grid, best first: (grids
+        (B, k, L, W), log-probabilities (B, k)), after `steps` supervision steps (default
+        config.supervision_steps; no halting)."""
+        require(self.config.single_change, "single_change", "ranked repairs need a single_change model")
+        y = self._answer_state(input_ids, steps or self.config.supervision_steps, hint_lines)
+        logits, _, where = self.heads(y, input_ids)
+        return self.edit_heads.ranked_changes(self.lm_head, logits, y, where, input_ids, k)
 
 
 class TRMFixedSteps(nn.Module):

@@ -63,21 +63,33 @@ def training_crop(source: np.ndarray, target: np.ndarray, hints: np.ndarray, rad
     return source[:, :lines, :cols], target[:, :lines, :cols], np.where(hints < lines, hints, -1)
 
 
-def repair_batch(model, source: np.ndarray, hints: np.ndarray, device, max_steps: int | None = None):
-    """Repaired grids, the same shape as `source` (B, L, W), and supervision steps used."""
-    import torch
-
+def model_inputs(model, source: np.ndarray, hints: np.ndarray):
+    """What a batch of buggy grids (B, L, W) gives the model: (crop (B, l, c), the hints in
+    the crop, window starts or None). `place` puts the model's answers back."""
     radius = int(getattr(model.config, "window_radius", 0) or 0)
     starts = window_starts(hints, radius, source.shape[1])
     inputs = cut_windows(source, starts, radius) if starts is not None else source
     local = hints - starts if starts is not None else hints
     lines, cols = crop_size(inputs, None, starts is not None)
     crop = np.ascontiguousarray(inputs[:, :lines, :cols])
-    pred, steps = model.repair(torch.as_tensor(crop, dtype=torch.long, device=device), max_steps=max_steps,
-                               hint_lines=torch.as_tensor(np.where(local < lines, local, -1), device=device))
-    pred = pred.cpu().numpy().astype(source.dtype)
+    return crop, np.where(local < lines, local, -1), starts
+
+
+def place(source: np.ndarray, answers: np.ndarray, starts: np.ndarray | None) -> np.ndarray:
+    """Answers (B, l, c) for the crops of `model_inputs` as whole grids, the shape of `source`."""
+    answers = answers.astype(source.dtype)
     if starts is not None:
-        return paste_windows(source, pred, starts), steps.cpu().numpy()
+        return paste_windows(source, answers, starts)
     out = np.zeros_like(source)
-    out[:, :lines, :cols] = pred
-    return out, steps.cpu().numpy()
+    out[:, :answers.shape[1], :answers.shape[2]] = answers
+    return out
+
+
+def repair_batch(model, source: np.ndarray, hints: np.ndarray, device, max_steps: int | None = None):
+    """Repaired grids, the same shape as `source` (B, L, W), and supervision steps used."""
+    import torch
+
+    crop, local, starts = model_inputs(model, source, hints)
+    pred, steps = model.repair(torch.as_tensor(crop, dtype=torch.long, device=device), max_steps=max_steps,
+                               hint_lines=torch.as_tensor(local, device=device))
+    return place(source, pred.cpu().numpy(), starts), steps.cpu().numpy()

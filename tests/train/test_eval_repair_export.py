@@ -77,3 +77,35 @@ def test_export_onnx_int8_and_model_card(trained, tmp_path):
     card = (out / "README.md").read_text()
     assert f"{summary['parameters']:,} parameters" in card and "model.onnx" in card
     assert (out / "tokenizer.json").exists() and (out / "config.json").exists()
+
+
+def test_parse_check_never_loses_a_fix_and_needs_a_single_change_model(grid_folder, split_folder, tmp_path,
+                                                                         capsys):
+    out = tmp_path / "single"
+    model = TINY_TRM | {"supervision_steps": 1, "window_radius": 1, "edits": True, "single_change": True}
+    Pretrainer(PretrainConfig(model="trm", data=str(grid_folder), out=str(out), model_config=model, batch_size=8,
+                              steps=6, stages=1, eval_every=6, save_every=6, eval_examples=8, warmup_steps=1,
+                              lr=3e-3, clean_fraction=0.2), progress=False).train()
+    runs = {}
+    for k in (1, 4):
+        assert main(["eval", "repair", "--model", str(out / "best"), "--data", str(split_folder), "--parse-check",
+                     str(k), "--latency-samples", "2", "--out", str(tmp_path / f"k{k}")]) == 0
+        runs[k] = {p["pair_id"]: p for p in map(json.loads, (tmp_path / f"k{k}" / "predictions.jsonl").open())}
+    assert json.loads((tmp_path / "k4" / "report.json").read_text())["speed"]["parse_check"] == 4
+    for pair_id, first in runs[1].items():
+        checked = runs[4][pair_id]
+        if first["parses"]:       # the model's own answer parses: the check keeps it
+            assert checked["prediction"] == first["prediction"]
+        assert checked["parses"] >= first["parses"] and checked["exact"] >= first["exact"]
+    capsys.readouterr()
+    assert main(["eval", "repair", "--model", str(trained_plain(tmp_path, grid_folder)), "--data",
+                 str(split_folder), "--parse-check", "3"]) != 0
+    assert "--parse-check needs a single_change model" in capsys.readouterr().err
+
+
+def trained_plain(tmp_path, grid_folder):
+    out = tmp_path / "plain"
+    Pretrainer(PretrainConfig(model="trm", data=str(grid_folder), out=str(out), model_config=TINY_TRM,
+                              batch_size=8, steps=1, stages=1, eval_every=1, save_every=1, eval_examples=8,
+                              warmup_steps=1), progress=False).train()
+    return out / "best"
