@@ -133,7 +133,7 @@ def make_repairer(model, tokenizer, config: RepairEvalConfig, device):
     config.parse_check = k > 1 the first of its k likeliest single changes that parses."""
     from functools import partial
 
-    from greenloop.text.grid import decode_grid
+    from greenloop.text.grid import decode_grids
     from greenloop.train.windows import repair_batch
 
     if config.parse_check <= 1:
@@ -144,7 +144,7 @@ def make_repairer(model, tokenizer, config: RepairEvalConfig, device):
     from greenloop.train.checked_repair import repair_checked
 
     def repair(grids, hints):
-        return repair_checked(model, grids, hints, device, partial(decode_grid, tokenizer), config.parse_check,
+        return repair_checked(model, grids, hints, device, partial(decode_grids, tokenizer), config.parse_check,
                               config.max_steps)[:2]
     return repair
 

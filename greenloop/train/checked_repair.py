@@ -34,7 +34,7 @@ def parses(text: str) -> bool:
 def repair_checked(model, source: np.ndarray, hints: np.ndarray, device, decode, k: int,
                    max_steps: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(repaired grids (B, L, W), supervision steps (B,), candidates parsed (B,)).
-    `decode(grid) -> str` turns a whole grid into its program."""
+    `decode(grids) -> list[str]` turns whole grids (n, L, W) into their programs."""
     import torch
 
     crop, local, starts = model_inputs(model, source, hints)
@@ -43,12 +43,15 @@ def repair_checked(model, source: np.ndarray, hints: np.ndarray, device, decode,
     ranked = ranked.cpu().numpy()
     chosen = ranked[:, 0].copy()
     tried = np.zeros(len(source), dtype=np.int64)
+    found = np.zeros(len(source), dtype=bool)
     for j in range(ranked.shape[1]):
-        whole = place(source, ranked[:, j], starts)
-        for b in np.flatnonzero(tried == j):  # still looking
-            tried[b] += 1
-            if parses(decode(whole[b])):
-                chosen[b] = ranked[b, j]
-                tried[b] = -tried[b]  # found: stop looking
+        looking = np.flatnonzero(~found)
+        if len(looking) == 0:
+            break
+        tried[looking] += 1
+        texts = decode(place(source[looking], ranked[looking, j], None if starts is None else starts[looking]))
+        for b, text in zip(looking, texts):
+            if parses(text):
+                chosen[b], found[b] = ranked[b, j], True
     steps = np.full(len(source), max_steps or model.config.supervision_steps, dtype=np.float64)
-    return place(source, chosen, starts), steps, np.abs(tried)
+    return place(source, chosen, starts), steps, tried

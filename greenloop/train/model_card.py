@@ -55,6 +55,9 @@ def _evaluation_lines(evaluation: dict | None) -> list[str]:
 def write_model_card(model, source: Path, path: Path, export: dict, evaluation: dict | None) -> None:
     config = json.loads((source / "config.json").read_text())
     kind, usage = _KIND.get(config.get("model_type"), (config.get("model_type"), ""))
+    if config.get("single_change"):
+        usage += ("\nmodel.ranked_repairs(input_ids, k=8, hint_lines=hints)  # its own answer, then its likeliest\n"
+                  "# other single changes; greenloop.train.checked_repair keeps the first that parses")
     sizes = ", ".join(f"{name} {mb} MB" for name, mb in export["sizes_mb"].items())
     lines = [f"# {source.name}: {kind}", "",
              f"{export['parameters']:,} parameters, trained from scratch with greenloop. Files: {sizes}.", "",

@@ -92,6 +92,9 @@ def test_parse_check_never_loses_a_fix_and_needs_a_single_change_model(grid_fold
                      str(k), "--latency-samples", "2", "--out", str(tmp_path / f"k{k}")]) == 0
         runs[k] = {p["pair_id"]: p for p in map(json.loads, (tmp_path / f"k{k}" / "predictions.jsonl").open())}
     assert json.loads((tmp_path / "k4" / "report.json").read_text())["speed"]["parse_check"] == 4
+    assert main(["export", str(out / "best"), "--report", str(tmp_path / "k4" / "report.json")]) == 0
+    card = (out / "best" / "README.md").read_text()
+    assert "model.ranked_repairs(" in card and "parse check over the model's 4 likeliest changes" in card
     for pair_id, first in runs[1].items():
         checked = runs[4][pair_id]
         if first["parses"]:       # the model's own answer parses: the check keeps it

@@ -111,7 +111,11 @@ def test_the_parse_check_keeps_the_first_candidate_that_parses():
     source = np.zeros((3, 2, 3), dtype=np.int64)
     source[:, 0, 0] = 9
     model = Ranked([[1, 2, 4], [4, 1, 2], [1, 3, 1]])
-    repaired, _, tried = repair_checked(model, source, np.full(3, -1), "cpu", lambda g: texts[int(g[0, 0])], k=3)
+
+    def decode(grids):
+        return [texts[int(g[0, 0])] for g in grids]
+
+    repaired, _, tried = repair_checked(model, source, np.full(3, -1), "cpu", decode, k=3)
     assert repaired[:, 0, 0].tolist() == [2, 4, 1]      # the third parses nowhere: the first choice stands
     assert tried.tolist() == [2, 1, 3]
 
