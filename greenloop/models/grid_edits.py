@@ -218,40 +218,58 @@ class EditHeads(nn.Module):
     def ranked_changes(self, lm_head: nn.Module, logits: torch.Tensor, y: torch.Tensor, where: torch.Tensor,
                        source: torch.Tensor, k: int, per_cell: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
         """The model's own answer (`single_change`), then the likeliest other single changes
-        of each program, best first: (grids (B, k, L, W), log-probabilities (B, k)). A
-        change's log-probability is the pointer's for its cell plus the output's and the
-        insertion's there (the `per_cell` likeliest of each, at the k likeliest cells);
-        "nowhere" is one change, the program as written."""
-        B, L, W = source.shape
-        N, V = L * W, logits.shape[-1]
-        top_where, cells = where.float().log_softmax(-1).topk(min(k, N + 1), dim=-1)   # (B, P)
-        nowhere = cells == N
-        at = cells.clamp(max=N - 1)
-        out_lp = logits.flatten(1, 2).gather(1, at[..., None].expand(-1, -1, V)).float().log_softmax(-1)
-        picked_y = y.gather(1, at[..., None].expand(-1, -1, y.shape[-1]))
-        ins_lp = self.token_logits(lm_head, picked_y).float().log_softmax(-1)            # (B, P, V)
-        T = min(per_cell, V)
-        o_lp, o_tok = out_lp.topk(T, dim=-1)
-        i_lp, i_tok = ins_lp.topk(T, dim=-1)
-        score = top_where[..., None, None] + o_lp[..., :, None] + i_lp[..., None, :]      # (B, P, T, T)
-        only_first = torch.zeros(T, T, dtype=torch.bool, device=score.device)
-        only_first[0, 0] = True
-        as_written = torch.where(only_first, top_where[..., None, None], float("-inf"))  # "nowhere": once
-        score = torch.where(nowhere[..., None, None], as_written, score)
+        of each program, best first: (grids (B, k', L, W), log-probabilities (B, k')), k' =
+        min(k, the combinations there are). A change's log-probability is the pointer's for
+        its cell plus the output's and the insertion's there (the `per_cell` likeliest of
+        each, at the k likeliest cells). "Nowhere" is the only change that writes the program
+        as written (a cell that keeps its token and inserts nothing is not another); slots
+        beyond the finite ones score -inf."""
+        score, at, nowhere, o_tok, i_tok = self._change_scores(lm_head, logits, y, where, source, k, per_cell)
+        T = o_tok.shape[-1]
         own = torch.zeros_like(score, dtype=torch.bool)  # the model's own answer: each argmax
         own[:, 0, 0, 0] = True
         _, flat = torch.where(own, float("inf"), score).flatten(1).topk(min(k, score[0].numel()), dim=-1)
-        best = score.flatten(1).gather(1, flat)                                          # (B, K)
-        p, o, i = flat // (T * T), (flat // T) % T, flat % T
-        cell, moved = at.gather(1, p), ~nowhere.gather(1, p)
-        new_out = o_tok.gather(1, p[..., None].expand(-1, -1, T)).gather(2, o[..., None]).squeeze(-1)
-        new_ins = i_tok.gather(1, p[..., None].expand(-1, -1, T)).gather(2, i[..., None]).squeeze(-1)
-        K = best.shape[1]
-        grid = source[:, None].expand(B, K, L, W).reshape(B * K, N)
-        outputs, insertions = grid.clone(), torch.full_like(grid, NONE)
-        rows = torch.arange(B * K, device=source.device)[moved.flatten()]
-        outputs[rows, cell.flatten()[moved.flatten()]] = new_out.flatten()[moved.flatten()].to(grid.dtype)
-        insertions[rows, cell.flatten()[moved.flatten()]] = new_ins.flatten()[moved.flatten()].to(grid.dtype)
-        shape = (B * K, L, W)
-        written = apply_edits(grid.view(shape), outputs.view(shape), insertions.view(shape))
-        return written.view(B, K, L, W), best
+        p, o, i = flat // (T * T), (flat // T) % T, flat % T                              # (B, K) each
+
+        def pick(tokens: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+            return tokens.gather(1, p[..., None].expand(-1, -1, T)).gather(2, index[..., None]).squeeze(-1)
+
+        grids = write_changes(source, at.gather(1, p), ~nowhere.gather(1, p), pick(o_tok, o), pick(i_tok, i))
+        return grids, score.flatten(1).gather(1, flat)
+
+    def _change_scores(self, lm_head, logits, y, where, source, k, per_cell):
+        """(log-probabilities (B, P, T, T) of (the P likeliest cells) x (their T likeliest
+        outputs) x (T likeliest insertions), the cells (B, P), which of them is "nowhere"
+        (B, P), the output and insertion tokens (B, P, T))."""
+        N, V = source.shape[1] * source.shape[2], logits.shape[-1]
+        top_where, cells = where.float().log_softmax(-1).topk(min(k, N + 1), dim=-1)   # (B, P)
+        nowhere, at = cells == N, cells.clamp(max=N - 1)
+        out_lp = logits.flatten(1, 2).gather(1, at[..., None].expand(-1, -1, V)).float().log_softmax(-1)
+        picked_y = y.gather(1, at[..., None].expand(-1, -1, y.shape[-1]))
+        ins_lp = self.token_logits(lm_head, picked_y).float().log_softmax(-1)            # (B, P, V)
+        o_lp, o_tok = out_lp.topk(min(per_cell, V), dim=-1)
+        i_lp, i_tok = ins_lp.topk(min(per_cell, V), dim=-1)
+        score = top_where[..., None, None] + o_lp[..., :, None] + i_lp[..., None, :]
+        kept = source.flatten(1).gather(1, at)
+        no_op = (o_tok == kept[..., None])[..., :, None] & (i_tok == NONE)[..., None, :]  # writes the program
+        score = score.masked_fill(no_op, float("-inf"))                                 # as written: "nowhere"
+        only_first = torch.zeros(score.shape[-2:], dtype=torch.bool, device=score.device)
+        only_first[0, 0] = True
+        as_written = torch.where(only_first, top_where[..., None, None], float("-inf"))  # "nowhere": once
+        return torch.where(nowhere[..., None, None], as_written, score), at, nowhere, o_tok, i_tok
+
+
+def write_changes(source: torch.Tensor, cell: torch.Tensor, moved: torch.Tensor, output: torch.Tensor,
+                  insertion: torch.Tensor) -> torch.Tensor:
+    """(B, K, L, W): each program with K single changes, one per slot: at flat `cell` (B, K)
+    the `output` token and the `insertion` before it, where `moved` (else as written)."""
+    B, L, W = source.shape
+    K = cell.shape[1]
+    grid = source[:, None].expand(B, K, L, W).reshape(B * K, L * W)
+    outputs, insertions = grid.clone(), torch.full_like(grid, NONE)
+    rows = moved.flatten().nonzero().squeeze(-1)
+    cols = cell.flatten()[rows]
+    outputs[rows, cols] = output.flatten()[rows].to(grid.dtype)
+    insertions[rows, cols] = insertion.flatten()[rows].to(grid.dtype)
+    shape = (B * K, L, W)
+    return apply_edits(grid.view(shape), outputs.view(shape), insertions.view(shape)).view(B, K, L, W)

@@ -13,27 +13,31 @@ from greenloop.models.layers import require
 
 
 class TRMInference:
-    @torch.no_grad()
-    def repair(self, input_ids: torch.Tensor, max_steps: int | None = None, hint_lines: torch.Tensor | None = None):
+    def _until_halted(self, input_ids: torch.Tensor, max_steps: int | None, hint_lines: torch.Tensor | None):
         """Supervision steps until every example halts (or max_steps, default
-        config.supervision_steps); each example keeps its answer from the step it halted at.
-        Returns (ids (B, L, W), steps_used (B,))."""
+        config.supervision_steps): yields (out, the examples that halt at this step (B,), step)."""
         max_steps = max_steps or self.config.supervision_steps
-        B = input_ids.shape[0]
-        answer = torch.full_like(input_ids, self.config.pad_token_id or 0)
-        steps_used = torch.zeros(B, dtype=torch.long, device=input_ids.device)
-        done = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         state = self.initial_state(input_ids)
         for step in range(1, max_steps + 1):
             out = self(input_ids=input_ids, state=state, hint_lines=hint_lines)
             state = out.state
             stop = out.halted | (step == max_steps)
-            newly = stop & ~done
-            answer[newly] = self.answer(input_ids, out)[newly]
-            steps_used[newly] = step
+            yield out, stop & ~done, step
             done |= stop
             if bool(done.all()):
-                break
+                return
+
+    @torch.no_grad()
+    def repair(self, input_ids: torch.Tensor, max_steps: int | None = None, hint_lines: torch.Tensor | None = None):
+        """Supervision steps until every example halts (or max_steps, default
+        config.supervision_steps); each example keeps its answer from the step it halted at.
+        Returns (ids (B, L, W), steps_used (B,))."""
+        answer = torch.full_like(input_ids, self.config.pad_token_id or 0)
+        steps_used = torch.zeros(input_ids.shape[0], dtype=torch.long, device=input_ids.device)
+        for out, newly, step in self._until_halted(input_ids, max_steps, hint_lines):
+            answer[newly] = self.answer(input_ids, out)[newly]
+            steps_used[newly] = step
         return answer, steps_used
 
     def forward_fixed(self, input_ids: torch.Tensor, steps: int = 1, hint_lines: torch.Tensor | None = None):
@@ -47,7 +51,6 @@ class TRMInference:
             return logits, q_halt
         return logits, q_halt, where, self.edit_heads.token_logits(self.lm_head, y).unflatten(1, input_ids.shape[1:])
 
-
     def _answer_state(self, input_ids: torch.Tensor, steps: int, hint_lines: torch.Tensor | None) -> torch.Tensor:
         """y (B, N, C) after `steps` supervision steps from the initial state."""
         x = self.embed(input_ids, hint_lines)
@@ -60,14 +63,23 @@ class TRMInference:
 
     @torch.no_grad()
     def ranked_repairs(self, input_ids: torch.Tensor, k: int, hint_lines: torch.Tensor | None = None,
-                       steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """A single-change model's k likeliest repairs of each grid, best first: (grids
-        (B, k, L, W), log-probabilities (B, k)), after `steps` supervision steps (default
-        config.supervision_steps; no halting)."""
+                       max_steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A single-change model's answer and its other likeliest repairs of each grid:
+        (grids (B, k', L, W), log-probabilities (B, k'), steps used (B,)), k' <= k. The
+        supervision steps halt as in `repair()`, and the first grid is `repair()`'s answer
+        exactly (see `EditHeads.ranked_changes`)."""
         require(self.config.single_change, "single_change", "ranked repairs need a single_change model")
-        y = self._answer_state(input_ids, steps or self.config.supervision_steps, hint_lines)
+        y = answer = None
+        steps_used = torch.zeros(input_ids.shape[0], dtype=torch.long, device=input_ids.device)
+        for out, newly, step in self._until_halted(input_ids, max_steps, hint_lines):
+            now = self.answer(input_ids, out)
+            y = out.state.y if y is None else torch.where(newly[:, None, None], out.state.y, y)
+            answer = now if answer is None else torch.where(newly[:, None, None], now, answer)
+            steps_used[newly] = step
         logits, _, where = self.heads(y, input_ids)
-        return self.edit_heads.ranked_changes(self.lm_head, logits, y, where, input_ids, k)
+        grids, scores = self.edit_heads.ranked_changes(self.lm_head, logits, y, where, input_ids, k)
+        grids[:, 0] = answer  # the same as the ranking's first but for ties, which argmax breaks its own way
+        return grids, scores, steps_used
 
 
 class TRMFixedSteps(nn.Module):

@@ -86,10 +86,11 @@ class GridBatches:
         rows = drawn[start:start + self.batch_size]
         if self.batch_cells:  # big programs come in smaller batches: about the same work per step
             e = self.extents
-            lines = np.maximum.accumulate(np.maximum(e.src_lines[rows] + LINE_SLACK, e.tgt_lines[rows]))
+            src_lines, src_cols = (e.tgt_lines, e.tgt_cols) if clean else (e.src_lines, e.src_cols)  # the input
+            lines = np.maximum.accumulate(np.maximum(src_lines[rows] + LINE_SLACK, e.tgt_lines[rows]))
             if self.window_radius and not clean and (self.hints[rows] >= 0).all():
                 lines = np.minimum(lines, 2 * self.window_radius + 1)
-            cols = np.maximum.accumulate(np.maximum(e.src_cols[rows] + COLUMN_SLACK, e.tgt_cols[rows]))
+            cols = np.maximum.accumulate(np.maximum(src_cols[rows] + COLUMN_SLACK, e.tgt_cols[rows]))
             fits = np.arange(1, len(rows) + 1) * lines * cols <= self.batch_cells
             rows = rows[:max(1, int(np.argmin(fits)) if not fits.all() else len(rows))]
         return rows

@@ -33,25 +33,26 @@ def parses(text: str) -> bool:
 
 def repair_checked(model, source: np.ndarray, hints: np.ndarray, device, decode, k: int,
                    max_steps: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(repaired grids (B, L, W), supervision steps (B,), candidates parsed (B,)).
+    """(repaired grids (B, L, W), supervision steps (B,), distinct candidates parsed (B,)).
     `decode(grids) -> list[str]` turns whole grids (n, L, W) into their programs."""
     import torch
 
     crop, local, starts = model_inputs(model, source, hints)
-    ranked, _ = model.ranked_repairs(torch.as_tensor(crop, dtype=torch.long, device=device), k,
-                                     hint_lines=torch.as_tensor(local, device=device), steps=max_steps)
+    ranked, _, steps = model.ranked_repairs(torch.as_tensor(crop, dtype=torch.long, device=device), k,
+                                            hint_lines=torch.as_tensor(local, device=device), max_steps=max_steps)
     ranked = ranked.cpu().numpy()
     chosen = ranked[:, 0].copy()
     tried = np.zeros(len(source), dtype=np.int64)
     found = np.zeros(len(source), dtype=bool)
+    seen: list[set[bytes]] = [set() for _ in range(len(source))]
     for j in range(ranked.shape[1]):
-        looking = np.flatnonzero(~found)
-        if len(looking) == 0:
-            break
-        tried[looking] += 1
-        texts = decode(place(source[looking], ranked[looking, j], None if starts is None else starts[looking]))
-        for b, text in zip(looking, texts):
+        fresh = [b for b in np.flatnonzero(~found) if ranked[b, j].tobytes() not in seen[b]]
+        if not fresh:
+            continue
+        texts = decode(place(source[fresh], ranked[fresh, j], None if starts is None else starts[fresh]))
+        for b, text in zip(fresh, texts):
+            tried[b] += 1
+            seen[b].add(ranked[b, j].tobytes())
             if parses(text):
                 chosen[b], found[b] = ranked[b, j], True
-    steps = np.full(len(source), max_steps or model.config.supervision_steps, dtype=np.float64)
-    return place(source, chosen, starts), steps, tried
+    return place(source, chosen, starts), steps.cpu().numpy().astype(np.float64), tried

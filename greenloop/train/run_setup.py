@@ -43,6 +43,8 @@ class RunSetup:
             raise ValueError(f"{config.data}: trm repairs grids; tokenize with --format grid")
         if config.model != "trm" and self.grid:
             raise ValueError(f"{config.data}: {config.model} is a causal language model; tokenize with --format lm")
+        if config.clean_fraction and not self.grid:
+            raise ValueError(f"clean_fraction: clean batches are repair grids; {config.data} is a token stream")
         if config.threads:
             torch.set_num_threads(config.threads)
         self._prepare_folder(force)

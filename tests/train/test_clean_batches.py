@@ -56,3 +56,10 @@ def test_config_checks_the_fraction_and_old_runs_keep_their_identity():
         PretrainConfig(data="d", out="o", clean_fraction=1.0)
     assert "clean_fraction" not in PretrainConfig(data="d", out="o").identity()
     assert PretrainConfig(data="d", out="o", clean_fraction=0.1).identity()["clean_fraction"] == 0.1
+
+
+def test_batch_cells_counts_a_clean_batch_by_its_own_crop():
+    made = GridBatches(Pairs(), batch_size=8, seed=3, hints=np.full(40, 2), clean_fraction=0.5, batch_cells=7 * 8 * 3)
+    step = next(s for s in range(100) if made.is_clean(s))
+    source, _, _ = made.for_step(step, np.arange(40))
+    assert source.shape == (3, 7, 8)     # fixed programs: 6 lines + 1 slack, 4 + 4 columns: three fit

@@ -32,6 +32,8 @@ def brute_force(source, logits, y, where):
     changes = [(float(lp_where[L * W]), source[0])]
     for cell in torch.nonzero(live_cells(source)[0].flatten()).flatten().tolist():
         for o, i in itertools.product(range(V), range(V)):
+            if o == int(source.flatten()[cell]) and i == 0:
+                continue  # writes the program as written: that is "nowhere"
             outputs, insertions = source.clone().flatten(), torch.zeros(L * W, dtype=torch.long)
             outputs[cell], insertions[cell] = o, i
             written = apply_edits(source, outputs.view(1, L, W), insertions.view(1, L, W))[0]
@@ -79,10 +81,12 @@ def test_a_trained_single_change_model_ranks_its_fix_first():
     model = tiny_model("trm", edits=True, single_change=True, n_deep=1)
     source, target = substitution_batch()
     fit(model, 150, input_ids=source, labels=target)
-    grids, scores = model.eval().ranked_repairs(source, k=4, steps=1)  # trained one step deep
+    grids, scores, steps = model.eval().ranked_repairs(source, k=4, max_steps=1)  # trained one step deep
     assert grids.shape == (2, 4) + tuple(source.shape[1:])
     assert torch.equal(grids[:, 0], target) and torch.equal(grids[:, 0], model.repair(source, max_steps=1)[0])
-    assert bool((scores[:, :-1] >= scores[:, 1:]).all())
+    assert bool((scores[:, 1:-1] >= scores[:, 2:]).all()) and steps.tolist() == [1, 1]
+    for b in range(2):  # distinct programs: no change that writes the program as written twice
+        assert len({g.numpy().tobytes() for g in grids[b]}) == 4
 
 
 def test_ranked_repairs_need_a_single_change_model():
@@ -99,25 +103,25 @@ class Ranked:
     def __init__(self, firsts: list[list[int]]):
         self.firsts = firsts
 
-    def ranked_repairs(self, crop, k, hint_lines=None, steps=None):
+    def ranked_repairs(self, crop, k, hint_lines=None, max_steps=None):
         grids = torch.zeros((crop.shape[0], k) + tuple(crop.shape[1:]), dtype=torch.long)
         for b, firsts in enumerate(self.firsts):
             grids[b, :, 0, 0] = torch.tensor(firsts[:k])
-        return grids, torch.zeros(crop.shape[0], k)
+        return grids, torch.zeros(crop.shape[0], k), torch.ones(crop.shape[0], dtype=torch.long)
 
 
 def test_the_parse_check_keeps_the_first_candidate_that_parses():
     texts = {1: "x = (", 2: "x = 1", 3: "def f(:", 4: "y = 2"}
     source = np.zeros((3, 2, 3), dtype=np.int64)
     source[:, 0, 0] = 9
-    model = Ranked([[1, 2, 4], [4, 1, 2], [1, 3, 1]])
+    model = Ranked([[1, 2, 4], [4, 1, 2], [1, 3, 3]])
 
     def decode(grids):
         return [texts[int(g[0, 0])] for g in grids]
 
     repaired, _, tried = repair_checked(model, source, np.full(3, -1), "cpu", decode, k=3)
     assert repaired[:, 0, 0].tolist() == [2, 4, 1]      # the third parses nowhere: the first choice stands
-    assert tried.tolist() == [2, 1, 3]
+    assert tried.tolist() == [2, 1, 2]                   # a candidate seen before is not parsed again
 
 
 def test_parses_accepts_python_and_rejects_broken_code_quietly(recwarn):
@@ -125,3 +129,34 @@ def test_parses_accepts_python_and_rejects_broken_code_quietly(recwarn):
     assert not parses("def f(x)\n    return x\n")
     assert not parses("x = 1\0")                                 # null bytes: refused, not raised
     assert not [w for w in recwarn if issubclass(w.category, SyntaxWarning)]
+
+
+def test_with_nothing_that_parses_the_check_gives_repair_s_answer_halting_and_windows_included():
+    torch.manual_seed(1)
+    model = tiny_model("trm", edits=True, single_change=True, supervision_steps=3, window_radius=1).eval()
+    with torch.no_grad():  # live heads, and halting that differs between programs
+        model.edit_heads.at.weight.normal_(0.0, 1.0)
+        model.edit_heads.nowhere.bias.fill_(0.0)
+        model.edit_heads.token.weight.normal_(0.0, 0.5)
+        model.q_head.weight.normal_(0.0, 20.0)
+    from greenloop.train.windows import repair_batch
+
+    source = np.zeros((6, 7, 8), dtype=np.int64)
+    rng = np.random.default_rng(0)
+    for b in range(6):
+        for row in range(rng.integers(3, 7)):
+            width = int(rng.integers(1, 6))
+            source[b, row, :width] = rng.integers(6, 30, width)
+            source[b, row, width] = 4
+    hints = np.array([0, 2, 5, 3, 1, 4])
+    from greenloop.train.windows import model_inputs
+
+    crop, local, _ = model_inputs(model, source, hints)
+    with torch.no_grad():  # half the programs halt after the first step
+        q = model(input_ids=torch.as_tensor(crop), hint_lines=torch.as_tensor(local)).q_halt
+        model.q_head.bias.sub_(q.median() + 1e-3)
+    expected, expected_steps = repair_batch(model, source, hints, "cpu")
+    assert len(set(expected_steps.tolist())) > 1            # some programs halt before others
+    for k in (1, 4):
+        repaired, steps, _ = repair_checked(model, source, hints, "cpu", lambda g: ["(" for _ in g], k=k)
+        assert np.array_equal(repaired, expected) and np.array_equal(steps, expected_steps)
