@@ -17,13 +17,14 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
-import ast
 import difflib
 import re
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from greenloop.text.hints import parse_error
 
 
 @dataclass
@@ -41,16 +42,6 @@ class RepairOutcome:
     fixed: str
     prediction: str
     steps: float = 0.0
-
-
-def parse_error(text: str) -> str | None:
-    try:
-        ast.parse(text)
-    except SyntaxError as exc:
-        return exc.msg or "invalid syntax"
-    except (ValueError, RecursionError, MemoryError) as exc:
-        return type(exc).__name__
-    return None
 
 
 _VOLATILE = re.compile(r"'[^']*'|\"[^\"]*\"|\b\d+(\.\d+)?\b")

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from greenloop.evaluate.repair import RepairOutcome, failure_signature, markdown_table, outcome_record, parse_error, summarise
-from greenloop.text.hints import parser_error_line
+from greenloop.evaluate.repair import RepairOutcome, failure_signature, markdown_table, outcome_record, summarise
+from greenloop.text.hints import parse_error, parser_error_line
 
 
 @dataclass(frozen=True)

@@ -69,14 +69,14 @@ class TRMInference:
         supervision steps halt as in `repair()`, and the first grid is `repair()`'s answer
         exactly (see `EditHeads.ranked_changes`)."""
         require(self.config.single_change, "single_change", "ranked repairs need a single_change model")
-        y = answer = None
+        kept = None  # each program's (y, logits, pointer, answer) from the step it halted at
         steps_used = torch.zeros(input_ids.shape[0], dtype=torch.long, device=input_ids.device)
         for out, newly, step in self._until_halted(input_ids, max_steps, hint_lines):
-            now = self.answer(input_ids, out)
-            y = out.state.y if y is None else torch.where(newly[:, None, None], out.state.y, y)
-            answer = now if answer is None else torch.where(newly[:, None, None], now, answer)
+            now = (out.state.y, out.logits, out.insert_where, self.answer(input_ids, out))
+            kept = now if kept is None else tuple(
+                torch.where(newly.view(-1, *[1] * (a.dim() - 1)), a, b) for a, b in zip(now, kept))
             steps_used[newly] = step
-        logits, _, where = self.heads(y, input_ids)
+        y, logits, where, answer = kept
         grids, scores = self.edit_heads.ranked_changes(self.lm_head, logits, y, where, input_ids, k)
         grids[:, 0] = answer  # the same as the ranking's first but for ties, which argmax breaks its own way
         return grids, scores, steps_used

@@ -13,22 +13,10 @@ own answer. "Leave the program as written" is one of the candidates.
 
 from __future__ import annotations
 
-import ast
-import warnings
-
 import numpy as np
 
+from greenloop.text.hints import parse_error
 from greenloop.train.windows import model_inputs, place
-
-
-def parses(text: str) -> bool:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # invalid escape sequences and the like
-            ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    return True
 
 
 def repair_checked(model, source: np.ndarray, hints: np.ndarray, device, decode, k: int,
@@ -53,6 +41,6 @@ def repair_checked(model, source: np.ndarray, hints: np.ndarray, device, decode,
         for b, text in zip(fresh, texts):
             tried[b] += 1
             seen[b].add(ranked[b, j].tobytes())
-            if parses(text):
+            if parse_error(text) is None:
                 chosen[b], found[b] = ranked[b, j], True
     return place(source, chosen, starts), steps.cpu().numpy().astype(np.float64), tried

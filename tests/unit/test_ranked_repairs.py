@@ -15,7 +15,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from greenloop.models.grid_edits import EditHeads, apply_edits, live_cells
-from greenloop.train.checked_repair import parses, repair_checked
+from greenloop.text.hints import parse_error
+from greenloop.train.checked_repair import repair_checked
 from tests.unit.test_grid_edits import grid
 from tests.unit.test_models import fit, tiny_model
 from tests.unit.test_models_trm_edits import substitution_batch
@@ -122,6 +123,10 @@ def test_the_parse_check_keeps_the_first_candidate_that_parses():
     repaired, _, tried = repair_checked(model, source, np.full(3, -1), "cpu", decode, k=3)
     assert repaired[:, 0, 0].tolist() == [2, 4, 1]      # the third parses nowhere: the first choice stands
     assert tried.tolist() == [2, 1, 2]                   # a candidate seen before is not parsed again
+
+
+def parses(text: str) -> bool:
+    return parse_error(text) is None
 
 
 def test_parses_accepts_python_and_rejects_broken_code_quietly(recwarn):
