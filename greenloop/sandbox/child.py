@@ -26,13 +26,16 @@ SAFE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL":
 _pending: list[bytes] = []
 _pending_size = 0
 FLUSH_BYTES = 1 << 16
+# One encoder, built and run in the zygote (`prepare_zygote`): json.dumps with separators
+# builds a new encoder per call, and its first run in a child copies dozens of pages.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _write(frame: dict, flush: bool = True) -> None:
     """Queue a frame; write queued frames when asked or when 64 KiB have gathered. The
     first output is flushed at once (the parent judges it early), later ones in bulk."""
     global _pending_size
-    data = (json.dumps(frame, separators=(",", ":")) + "\n").encode()
+    data = (_encode(frame) + "\n").encode()
     _pending.append(data)
     _pending_size += len(data)
     if flush or _pending_size >= FLUSH_BYTES:
@@ -65,6 +68,8 @@ def prepare_zygote(drop_groups: bool) -> None:
             fh.write("1000")
     except OSError:
         pass
+    for _ in range(10):  # past CPython's warm-up count, so children run it specialised
+        _encode({"i": 0, "v": [1, 2.5, "s", None, True, {"t": [float("nan")]}]})
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2, RESULT_FD, JOB_FD):
         os.dup2(devnull, fd)

@@ -82,6 +82,10 @@ def limit_future_privileges() -> None:
 
 _CAP_HEADER = ctypes.create_string_buffer(struct.pack("Ii", CAPABILITY_VERSION_3, 0))
 _CAP_NONE = ctypes.create_string_buffer(bytes(24))  # effective, permitted, inheritable: all empty, twice
+# Looked up once, here: a CDLL resolves a name on first use (several Python calls and a new
+# function object), which every child would otherwise repeat in its own copied pages.
+_capset = _libc.capset
+_capset.argtypes = (ctypes.c_char_p, ctypes.c_char_p)
 
 
 def drop_all_privileges(identity: tuple[int, int] | None) -> None:
@@ -92,7 +96,7 @@ def drop_all_privileges(identity: tuple[int, int] | None) -> None:
     if identity is not None:
         os.setgid(identity[1])
         os.setuid(identity[0])
-    check(_libc.capset(_CAP_HEADER, _CAP_NONE), "capset")
+    check(_capset(_CAP_HEADER, _CAP_NONE), "capset")
 
 
 class IsolationReport:
