@@ -35,13 +35,15 @@ a kernel with pivot_root and, for the read-only root, mount_setattr: 5.12 or lat
 - Other processes and state: a PID namespace per server; the candidate cannot see or
   signal the verifier; after each candidate the zygote (PID 1 of the namespace) kills
   every process left in it and returns only when none is left, so no descendant survives
-  the verdict, and removes the System V IPC objects left in the server's IPC namespace.
+  the verdict. No System V IPC object can outlive a candidate: the seccomp filter refuses
+  making one; where there is no filter, the zygote removes those left in the server's
+  IPC namespace.
   A server that dies anyway costs only its current candidate (reported as that
   candidate's failure) and is replaced.
-- System calls: a seccomp filter refuses kernel keyrings, POSIX message queues, ptrace
-  and process_vm_*, namespaces (unshare, setns, clone with namespace flags) and mounts
-  (old and new mount API), kernel modules, BPF, perf, userfaultfd, io_uring and vsock
-  sockets (x86_64 and aarch64; elsewhere the report says there is no filter). It applies
+- System calls: a seccomp filter refuses kernel keyrings, POSIX message queues, new
+  System V IPC objects (shmget, semget, msgget), ptrace and process_vm_*, namespaces
+  (unshare, setns, clone with namespace flags) and mounts (old and new mount API), kernel
+  modules, BPF, perf, userfaultfd, io_uring and vsock sockets (x86_64 and aarch64; elsewhere the report says there is no filter). It applies
   at the "rlimits" level too. /dev holds only null, zero, full, random and urandom.
 - The verifier itself: outputs are decoded and judged under a time limit; whatever a
   candidate's outputs make judging do (overflow, take quadratic time, raise) fails that

@@ -48,6 +48,7 @@ def _write(frame: dict, flush: bool = True) -> None:
 
 JOB_FD = 4
 MAX_FD = 1 << 16
+READ_BYTES = 1 << 16  # a read buffer of 1 MB would be a fresh mapping (mmap, mremap) per read
 
 
 def prepare_zygote(drop_groups: bool) -> None:
@@ -107,7 +108,7 @@ def receive_job() -> dict | None:
     """Block until the server hands over a job (None if it never will). The job comes
     from the server, marshalled (one C call to read, not a JSON parser)."""
     chunks = []
-    while chunk := os.read(JOB_FD, 1 << 20):
+    while chunk := os.read(JOB_FD, READ_BYTES):
         chunks.append(chunk)
     os.close(JOB_FD)
     return marshal.loads(b"".join(chunks)) if chunks else None

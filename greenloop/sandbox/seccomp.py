@@ -1,6 +1,8 @@
 """A seccomp filter that takes from candidates the system calls no test needs and
 attackers like: kernel keyrings (state that outlives a process and crosses uids), POSIX
-message queues, tracing and reading other processes, namespaces (unshare, setns, and
+message queues, new System V IPC objects (shared memory, semaphores and message queues,
+which would outlive the candidate; with them refused, the zygote need not look for any
+after each candidate), tracing and reading other processes, namespaces (unshare, setns, and
 clone asking for a new one) and mounts (old and new mount API), kernel modules, BPF,
 perf, userfaultfd, io_uring and vsock sockets. They fail with EPERM (clone3 with ENOSYS,
 so the C library falls back to plain clone for threads). Other architectures and the
@@ -33,6 +35,7 @@ BLOCKED = {
     "io_uring_setup": (425, 425), "open_tree": (428, 428), "move_mount": (429, 429),
     "fsopen": (430, 430), "fsconfig": (431, 431), "fsmount": (432, 432), "fspick": (433, 433),
     "mount_setattr": (442, 442),
+    "shmget": (29, 194), "semget": (64, 190), "msgget": (68, 186),
 }
 CLONE = (56, 220)  # refused when its flags ask for a new namespace
 SOCKET = (41, 198)  # refused for AF_VSOCK, which no network namespace covers

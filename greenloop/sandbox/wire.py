@@ -8,6 +8,7 @@ import struct
 
 HEADER = struct.Struct("!I")
 MAX_MESSAGE = 256 << 20
+READ_BYTES = 1 << 16  # larger buffers are fresh mappings from malloc (mmap, then mremap) per read
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -30,7 +31,7 @@ class Reader:
         self.eof = False
 
     def fill(self) -> None:
-        chunk = os.read(self.fd, 1 << 20)
+        chunk = os.read(self.fd, READ_BYTES)
         if not chunk:
             self.eof = True
         self.buffer += chunk

@@ -65,7 +65,8 @@ class Zygote:
             if message.get("kill"):
                 reply["killed"] = self.kill_tree()
                 reply["cpu_s"] = self.child_cpu
-                remove_ipc_objects(self.child_uid, everything=self.report.level == "namespaces")
+                if not self.report.seccomp:  # with the filter, no candidate can make one
+                    remove_ipc_objects(self.child_uid, everything=self.report.level == "namespaces")
             pidfd = self.spawn(message["spawn"], fds)
             reply["spawned"] = self.child
             send(self.sock, reply, [pidfd])

@@ -1376,6 +1376,32 @@ def test_shared_memory_does_not_outlive_the_candidate(world):
         box.close()
 
 
+SYSV_MAKERS = """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+IPC_PRIVATE, IPC_CREAT = 0, 0o1000
+calls = (lambda: libc.shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0o600),
+         lambda: libc.semget(IPC_PRIVATE, 1, IPC_CREAT | 0o600),
+         lambda: libc.msgget(IPC_PRIVATE, IPC_CREAT | 0o600))
+REFUSED = []
+for call in calls:
+    REFUSED.append(call() == -1 and ctypes.get_errno() == 1)
+
+
+def add(a, b):
+    return a + b if all(REFUSED) else None
+"""
+
+
+def test_system_v_objects_cannot_be_made(box):
+    """With the seccomp filter, shmget, semget and msgget fail with EPERM, so no System V
+    object can outlive a candidate and the zygote has nothing to look for after it."""
+    if not box.isolation.get("seccomp"):
+        pytest.skip("no seccomp filter on this architecture: System V objects are removed after each candidate")
+    verdict = box.verify([Candidate(ADD, SYSV_MAKERS)])[0]
+    assert verdict.outcome is Outcome.PASSED, verdict.detail
+
+
 KEY_NAME = f"greenloop-hostile-{MARK}"
 KEY_SYSCALLS = {"x86_64": (248, 250), "aarch64": (217, 219)}.get(__import__("platform").machine(), (0, 0))
 KEYCTL = f"""
