@@ -154,7 +154,8 @@ def run_job(job: dict) -> None:
     started = time.perf_counter()
     namespace: dict = {"__name__": "__main__", "__builtins__": __builtins__}
     try:
-        code = compile(job["code"], "<candidate>", "exec")
+        compiled = job.get("compiled")  # marshalled by the verifier, which compiled it
+        code = marshal.loads(compiled) if compiled is not None else compile(job["code"], "<candidate>", "exec")
         exec(code, namespace)
     except MemoryError:
         _write({"phase": "compile", "memory": True})
@@ -170,8 +171,12 @@ def run_job(job: dict) -> None:
     if not callable(func):
         _write({"phase": "entry", "raise": "NameError", "msg": f"entry point {job['entry']!r} is not defined"})
         _finish()
-    for index, (args, kwargs) in enumerate(job["calls"]):
-        frame = _call(func, index, codec.decode(args), codec.decode(kwargs), bool(job.get("return_args")))
+    native = job.get("native_calls")  # already decoded and marshalled by the verifier
+    calls = marshal.loads(native) if native is not None else job["calls"]
+    for index, (args, kwargs) in enumerate(calls):
+        if native is None:
+            args, kwargs = codec.decode(args), codec.decode(kwargs)
+        frame = _call(func, index, args, kwargs, bool(job.get("return_args")))
         _write(frame, flush=index == 0)
     _write({"end": True, "s": time.perf_counter() - started})
     _finish()

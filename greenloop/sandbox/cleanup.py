@@ -13,6 +13,11 @@ def remove_tree(path: str) -> None:
     PATH_MAX) or take away its own permissions. Walks by directory descriptors, holding
     only one open at a time. Best effort: what cannot be removed stays."""
     try:
+        os.rmdir(path)  # the usual case, a candidate's work dir left empty: one system call
+        return
+    except OSError:
+        pass
+    try:
         fd = os.open(path, _DIR_FLAGS)
     except FileNotFoundError:
         return

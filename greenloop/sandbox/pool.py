@@ -9,6 +9,7 @@ answering past its job's deadline plus a grace period is killed and replaced the
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import selectors
 import subprocess
@@ -60,8 +61,8 @@ class _Worker:
             raise SandboxError(f"sandbox worker failed to start: {self.log_tail()}")
         self.isolation = ready["isolation"]
 
-    def send(self, message: dict) -> None:
-        wire.send(self.process.stdin.fileno(), message)
+    def send(self, message: dict, attached: bytes = b"") -> None:
+        wire.send(self.process.stdin.fileno(), message, attached)
 
     def log_tail(self) -> str:
         try:
@@ -159,7 +160,10 @@ class WorkerPool:
                 worker.job = (job_id, time.monotonic() + job["limits"]["timeout_s"] + GRACE_S)
                 running[job_id] = (worker, index)
                 try:
-                    worker.send({**job, "op": "run", "id": job_id, "smoke": on_partial is not None})
+                    # The server reads only the header; the child gets the job, marshalled
+                    # here once (its values are plain data) and passed on unread.
+                    header = {"op": "run", "id": job_id, "smoke": on_partial is not None, "limits": job["limits"]}
+                    worker.send(header, marshal.dumps(job))
                 except OSError:  # the worker died between jobs: a fresh one runs this job
                     del running[job_id]
                     worker.job = None

@@ -1,12 +1,15 @@
-"""Length-prefixed JSON messages between the verifier and its fork servers."""
+"""Length-prefixed messages between the verifier and its fork servers: a JSON object, and
+optionally bytes attached after it (a job's payload for the child, which the server
+passes on unread)."""
 
 from __future__ import annotations
 
 import json
 import os
 import struct
+from collections import deque
 
-HEADER = struct.Struct("!I")
+HEADER = struct.Struct("!II")  # JSON size, attached bytes size
 MAX_MESSAGE = 256 << 20
 READ_BYTES = 1 << 16  # larger buffers are fresh mappings from malloc (mmap, then mremap) per read
 
@@ -17,9 +20,10 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def send(fd: int, message: dict) -> None:
+def send(fd: int, message: dict, attached: bytes = b"") -> None:
+    """Send `message`; the reader finds `attached` (if any) under the key "attached"."""
     body = json.dumps(message, separators=(",", ":")).encode()
-    write_all(fd, HEADER.pack(len(body)) + body)
+    write_all(fd, HEADER.pack(len(body), len(attached)) + body + attached)
 
 
 class Reader:
@@ -29,6 +33,7 @@ class Reader:
         self.fd = fd
         self.buffer = bytearray()
         self.eof = False
+        self.ready: deque[dict] = deque()
 
     def fill(self) -> None:
         chunk = os.read(self.fd, READ_BYTES)
@@ -36,28 +41,36 @@ class Reader:
             self.eof = True
         self.buffer += chunk
 
-    def messages(self) -> list[dict]:
-        out = []
+    def _parse(self) -> None:
+        """Move every whole message in the buffer to `ready`."""
         while len(self.buffer) >= HEADER.size:
-            (size,) = HEADER.unpack_from(self.buffer)
-            if size > MAX_MESSAGE:
-                raise ValueError(f"message of {size} bytes exceeds the limit")
-            if len(self.buffer) < HEADER.size + size:
+            size, attached = HEADER.unpack_from(self.buffer)
+            if size + attached > MAX_MESSAGE:
+                raise ValueError(f"message of {size + attached} bytes exceeds the limit")
+            end = HEADER.size + size + attached
+            if len(self.buffer) < end:
                 break
-            body = bytes(self.buffer[HEADER.size:HEADER.size + size])
-            del self.buffer[:HEADER.size + size]
-            out.append(json.loads(body))
+            message = json.loads(bytes(self.buffer[HEADER.size:HEADER.size + size]))
+            if not isinstance(message, dict):
+                raise ValueError("a message must be a JSON object")
+            if attached:
+                message["attached"] = bytes(self.buffer[HEADER.size + size:end])
+            del self.buffer[:end]
+            self.ready.append(message)
+
+    def messages(self) -> list[dict]:
+        """Every whole message received so far (after a `fill`)."""
+        self._parse()
+        out = list(self.ready)
+        self.ready.clear()
         return out
 
     def read_one(self) -> dict | None:
         """Block until one message arrives; None at end of file."""
         while True:
-            msgs = self.messages()
-            if msgs:
-                if len(msgs) > 1:  # put the rest back in order
-                    rest = b"".join(HEADER.pack(len(b)) + b for b in (json.dumps(m, separators=(",", ":")).encode() for m in msgs[1:]))
-                    self.buffer[:0] = rest
-                return msgs[0]
+            self._parse()
+            if self.ready:
+                return self.ready.popleft()
             if self.eof:
                 return None
             self.fill()

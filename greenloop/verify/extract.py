@@ -8,7 +8,9 @@ itself stands alone (the prompt's imports kept); otherwise it continues the prom
 
 from __future__ import annotations
 
+import __future__
 import ast
+import marshal
 import re
 import warnings
 from dataclasses import dataclass
@@ -59,18 +61,37 @@ def extract_program(task: Task, completion: str) -> Extracted:
     return Extracted(task.prompt + completion, how)
 
 
+# Candidates are compiled with postponed annotations (PEP 563), as the sandbox child has
+# always compiled them, whatever future imports the compiling module has.
+CANDIDATE_FLAGS = __future__.annotations.compiler_flag
+
+
 def static_check(program: str, max_bytes: int) -> tuple[Outcome, str]:
     """Size and syntax: REJECTED when too big (refused unread), FAILED when it does not
     parse (the candidate's own error). Returns (outcome, detail)."""
+    outcome, detail, _ = _checked(program, max_bytes, ast.parse)
+    return outcome, detail
+
+
+def compile_candidate(program: str, max_bytes: int) -> tuple[Outcome, str, bytes | None]:
+    """`static_check` by compiling (the parse costs about the same, and the compiler also
+    finds what a parse does not, such as 'return' outside a function). Returns (outcome,
+    detail, the code object marshalled for the sandbox child): a child that compiles
+    the program itself spends about 0.2 ms and copies some 50 pages of memory doing it."""
+    return _checked(program, max_bytes, lambda text: marshal.dumps(
+        compile(text, "<candidate>", "exec", CANDIDATE_FLAGS, dont_inherit=True)))
+
+
+def _checked(program: str, max_bytes: int, build) -> tuple[Outcome, str, object]:
     size = len(program.encode("utf-8", "replace"))
     if size > max_bytes:
-        return Outcome.REJECTED, f"program is {size} bytes, over the {max_bytes}-byte limit"
+        return Outcome.REJECTED, f"program is {size} bytes, over the {max_bytes}-byte limit", None
     try:
         with warnings.catch_warnings():  # a candidate's odd escapes are not the user's concern
             warnings.simplefilter("ignore")
-            ast.parse(program)
+            built = build(program)
     except SyntaxError as exc:
-        return Outcome.FAILED, f"SyntaxError: {exc.msg} (line {exc.lineno})"
+        return Outcome.FAILED, f"SyntaxError: {exc.msg} (line {exc.lineno})", None
     except (ValueError, RecursionError, MemoryError) as exc:
-        return Outcome.FAILED, f"does not parse: {type(exc).__name__}"
-    return Outcome.PASSED, ""
+        return Outcome.FAILED, f"does not parse: {type(exc).__name__}", None
+    return Outcome.PASSED, "", built

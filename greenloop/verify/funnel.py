@@ -21,7 +21,7 @@ from greenloop.sandbox import WorkerPool
 from greenloop.sandbox.limits import Limits
 from greenloop.tasks import TaskSet
 from greenloop.types import Candidate, Outcome, StageResult, Verdict
-from greenloop.verify.extract import extract_program, static_check
+from greenloop.verify.extract import compile_candidate, extract_program
 from greenloop.verify.inputs import add_extra_inputs
 from greenloop.verify.deadline import time_guard
 from greenloop.verify.judge import Judgement, Replayer, judge
@@ -102,6 +102,9 @@ class Verifier:
         # about cores/workers of a core, so the cap stretches by workers/cores (RLIMIT_CPU
         # does not). A reference that needs most of the cap then still passes on a busy pool.
         self.stretch = max(1.0, self.pool.size / (os.cpu_count() or 1))
+        # Built once: dataclasses.asdict deep-copies, which cost tens of microseconds a job.
+        self.limits = {**config.limits.to_dict(), "cpu_s": config.limits.cpu_seconds,
+                       "timeout_s": config.timeout_s * self.stretch}
 
     def close(self) -> None:
         self.pool.close()
@@ -158,13 +161,13 @@ class Verifier:
         def jobs() -> Iterator[dict]:
             for index, candidate in enumerate(candidates):
                 self._plan_in_stream(candidate)
-                verdict, program, stages = self._prepare(candidate)
+                verdict, compiled, stages = self._prepare(candidate)
                 if verdict is not None:
                     early.append((index, verdict))
                     continue
                 plan = self.plans[candidate.task_id]
                 pending[next(positions)] = (index, _InFlight(plan, stages))
-                yield self._job(plan, program)
+                yield self._job(plan, compiled=compiled)
 
         on_partial = (lambda i, lines: self._smoke(pending[i][1], lines)) if self.config.smoke else None
         for i, result in self.pool.run(jobs(), on_partial):
@@ -203,8 +206,9 @@ class Verifier:
         jobs = [(i, candidates[i]) for i in rust]
         yield from verify_rust(self.tasks.tasks, jobs, config, self.config.workers)
 
-    def _prepare(self, candidate: Candidate) -> tuple[Verdict | None, str | None, list[StageResult]]:
-        """The cheap stages. Returns a verdict if they end it, else the program to run."""
+    def _prepare(self, candidate: Candidate) -> tuple[Verdict | None, bytes | None, list[StageResult]]:
+        """The cheap stages. Returns a verdict if they end it, else the program to run,
+        compiled and marshalled."""
         task = self.tasks.tasks.get(candidate.task_id)
         if task is None:
             stage = StageResult("extract", Outcome.REJECTED, 0.0, f"unknown task_id {candidate.task_id!r}")
@@ -220,25 +224,25 @@ class Verifier:
         if extracted.program is None:
             return Verdict(Outcome.REJECTED, (extract,), 0, plan.tests_total, "no code"), None, []
         started = time.perf_counter()
-        outcome, detail = static_check(extracted.program, self.config.max_code_bytes)
+        outcome, detail, compiled = compile_candidate(extracted.program, self.config.max_code_bytes)
         static = StageResult("static", outcome, time.perf_counter() - started, detail)
         if outcome is not Outcome.PASSED:
             return Verdict(outcome, (extract, static), 0, plan.tests_total, f"static:{detail.split(':')[0]}"), None, []
-        return None, extracted.program, [extract, static]
+        return None, compiled, [extract, static]
 
-    def _job(self, plan: TaskPlan, program: str) -> dict:
-        """What the sandbox runs: the program and the calls (never an expected value)."""
-        limits = {**self.config.limits.to_dict(), "cpu_s": self.config.limits.cpu_seconds,
-                  "timeout_s": self.config.timeout_s * self.stretch}
+    def _job(self, plan: TaskPlan, program: str | None = None, compiled: bytes | None = None) -> dict:
+        """What the sandbox runs: the program (as source, or compiled by `compile_candidate`)
+        and the calls (never an expected value)."""
+        limits = dict(self.limits)
         if self.config.timeout_factor and plan.reference_cpu_s is not None:
             # the cap never keeps a task's own reference from passing: at least twice its time
             cap = max(self.config.timeout_s, 2 * plan.reference_cpu_s)
             scaled = max(self.config.min_timeout_s, self.config.timeout_factor * plan.reference_cpu_s)
             limits.update(timeout_s=min(cap * self.stretch, scaled), cpu_s=int(min(cap, scaled)) + 1)
         child_judges = plan.mode == "child"
-        return {"code": program, "entry": plan.task.entry_point, "limits": limits,
-                "calls": [] if child_judges else plan.wire_calls, "return_args": plan.mutates,
-                "check": plan.check if child_judges else None}
+        return {"code": program, "compiled": compiled, "entry": plan.task.entry_point, "limits": limits,
+                "calls": [], "native_calls": None if child_judges else plan.marshalled_calls,
+                "return_args": plan.mutates, "check": plan.check if child_judges else None}
 
     def _smoke(self, pending: _InFlight, lines: list[str]) -> bool:
         started = time.perf_counter()

@@ -14,6 +14,7 @@ import copy
 import hashlib
 import io
 import json
+import marshal
 import os
 import random
 import warnings
@@ -57,6 +58,16 @@ class TaskPlan:
         if len(getattr(self, "_wire", ())) != len(self.calls):
             self._wire = [[codec.encode(list(a)), codec.encode(dict(k))] for a, k in self.calls]
         return self._wire
+
+    @property
+    def marshalled_calls(self) -> bytes:
+        """The calls as the child runs them, decoded from the wire form (fresh objects for
+        every call, as the child's own decoding made them) and marshalled once. Version 2
+        writes no shared references, so no two calls share a mutable argument."""
+        if getattr(self, "_marshalled", (None, -1))[1] != len(self.calls):
+            native = [[codec.decode(a), codec.decode(k)] for a, k in self.wire_calls]
+            self._marshalled = (marshal.dumps(native, 2), len(self.calls))
+        return self._marshalled[0]
 
     def answer_key(self, index: int):
         """codec.exact_key of the reference's value for call `index`, computed once: the
