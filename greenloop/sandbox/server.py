@@ -64,18 +64,21 @@ class ForkServer:
 
     def serve(self) -> None:
         wire.send(CONTROL_OUT, {"op": "ready", "isolation": self.report.to_dict(), "pid": os.getpid()})
-        _, spare = self._fork_spare(kill=False)
-        if spare is None:
-            raise RuntimeError("the zygote did not fork a child")
+        spare = self._spare_ready(self._request_spare(kill=False))
         while True:
+            if spare is None:
+                raise RuntimeError("the zygote did not fork a child")
             message = self.pending.pop(0) if self.pending else self.control.read_one()
             if message is None:
                 return
             if message.get("op") == "run":
-                result, spare = self.run(message, spare)
+                result, request = self.run(message, spare)
+                # The verdict goes out as soon as the candidate is gone; the zygote forks the
+                # next spare meanwhile, and the used work dir goes after.
                 wire.send(CONTROL_OUT, result)
-                if spare is None:
-                    raise RuntimeError("the zygote did not fork a child")
+                os.unlink(spare.log_path)
+                remove_tree(spare.workdir)
+                spare = self._spare_ready(request)
 
     def _identity(self) -> tuple[int, int] | None:
         """A fresh uid per candidate (as root): per-user limits and kernel keyrings are
@@ -85,12 +88,12 @@ class ForkServer:
         uid = 1_000_000 + os.getpid() * 1000 + self.spares % 1000
         return uid, uid
 
-    def _fork_spare(self, kill: bool) -> tuple[dict, _Spare | None]:
-        """Have the zygote fork the child for the next job ahead of time; it waits for the
-        job on a pipe. With `kill`, the same message first has the zygote end the last
-        candidate and everything it started (one round trip, not two: each costs the
-        zygote pages copied); the reply says how that candidate ended. Returns the reply
-        and the spare (None if the zygote is gone)."""
+    def _request_spare(self, kill: bool) -> _Spare | None:
+        """Ask the zygote to fork the child for the next job ahead of time; it waits for
+        the job on a pipe. With `kill`, the same message first has the zygote end the last
+        candidate and everything it started (one message, not two: each costs the zygote
+        pages copied); it answers that first (`_ended`), then that the spare is forked
+        (`_spare_ready`). Returns the spare to be, None if the zygote is gone."""
         self.spares += 1
         while True:  # names a candidate that could write here may have taken are skipped
             workdir = os.path.join(self.work_root, f"w{self.spares}")
@@ -108,7 +111,6 @@ class ForkServer:
         identity = self._identity()
         if identity:
             os.chown(workdir, *identity)
-        log_path = workdir + ".log"
         result_r, result_w = os.pipe()
         job_r, job_w = os.pipe()
         # With its own uid a candidate's process count starts at zero; sharing the user's
@@ -117,19 +119,45 @@ class ForkServer:
                 "nproc_base": 0 if identity else self.nproc_base}
         try:
             send(self.zygote, {"kill": kill, "spawn": spec}, [result_w, log_fd, job_r])
+            sent = True
+        except OSError:
+            sent = False
+        os.close(result_w)
+        os.close(job_r)
+        if not sent:
+            for fd in (log_fd, result_r, job_w):
+                os.close(fd)
+            return None
+        return _Spare(-1, workdir, workdir + ".log", log_fd, result_r, job_w)
+
+    def _ended(self, request: _Spare | None) -> dict:
+        """The zygote's first answer to a request with `kill`: how the candidate ended."""
+        if request is None:
+            return {}
+        try:
+            reply, _ = receive(self.zygote)
+        except OSError:
+            reply = None
+        return reply or {}
+
+    def _spare_ready(self, request: _Spare | None) -> _Spare | None:
+        """The zygote's answer that the spare is forked, with its pidfd; None if it is gone."""
+        if request is None:
+            return None
+        try:
             reply, fds = receive(self.zygote)
         except OSError:
             reply, fds = None, []
-        os.close(result_w)
-        os.close(job_r)
         if not reply or not fds:
-            for fd in (log_fd, result_r, job_w):
+            for fd in (request.log_fd, request.result_r, request.job_w, *fds):
                 os.close(fd)
-            return reply or {}, None
-        return reply, _Spare(fds[0], workdir, log_path, log_fd, result_r, job_w)
+            return None
+        request.pidfd = fds[0]
+        return request
 
     def run(self, job: dict, spare: _Spare) -> tuple[dict, _Spare | None]:
-        """Run one job in `spare`; return its result and the spare for the next job."""
+        """Run one job in `spare`; return its result (sent only once the candidate and
+        everything it started are gone) and the request for the next spare."""
         started = time.perf_counter()
         oom_before = self.cgroups.oom_kills()
         try:
@@ -142,16 +170,15 @@ class ForkServer:
         finally:
             os.close(spare.result_r)
             os.close(spare.pidfd)
-            reply, next_spare = self._fork_spare(kill=True)
+            request = self._request_spare(kill=True)
+            ended = self._ended(request)
         seconds = time.perf_counter() - started
         os.lseek(spare.log_fd, 0, os.SEEK_SET)
         log = os.read(spare.log_fd, job["limits"]["log_cap_bytes"]).decode("utf-8", "replace")
         os.close(spare.log_fd)
-        os.unlink(spare.log_path)
-        remove_tree(spare.workdir)
-        return {"op": "done", "id": job["id"], "lines": lines, "status": status, "exit": reply.get("killed"),
-                "cpu_s": reply.get("cpu_s"),
-                "seconds": seconds, "log": log, "oom": self.cgroups.oom_kills() > oom_before}, next_spare
+        return {"op": "done", "id": job["id"], "lines": lines, "status": status, "exit": ended.get("killed"),
+                "cpu_s": ended.get("cpu_s"),
+                "seconds": seconds, "log": log, "oom": self.cgroups.oom_kills() > oom_before}, request
 
     def _watch(self, job: dict, pidfd: int, read_fd: int, started: float) -> tuple[list[str], str]:
         """Collect the child's frames until it exits, times out, overflows or is aborted."""

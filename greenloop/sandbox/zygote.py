@@ -60,16 +60,15 @@ class Zygote:
                 return
             if message is None:
                 return
-            # every message spawns the next spare; most first end the last candidate
-            reply = {}
+            # every message spawns the next spare; most first end the last candidate, and
+            # that is answered at once, so the verdict need not wait for the next fork
             if message.get("kill"):
-                reply["killed"] = self.kill_tree()
-                reply["cpu_s"] = self.child_cpu
+                killed = self.kill_tree()
                 if not self.report.seccomp:  # with the filter, no candidate can make one
                     remove_ipc_objects(self.child_uid, everything=self.report.level == "namespaces")
+                send(self.sock, {"killed": killed, "cpu_s": self.child_cpu})
             pidfd = self.spawn(message["spawn"], fds)
-            reply["spawned"] = self.child
-            send(self.sock, reply, [pidfd])
+            send(self.sock, {"spawned": self.child}, [pidfd])
             os.close(pidfd)
 
     def spawn(self, spec: dict, fds: list[int]) -> int:
