@@ -26,6 +26,7 @@ from greenloop.sandbox.cleanup import remove_tree
 from greenloop.sandbox.limits import Limits
 
 GRACE_S = 5.0
+QUEUE_DEPTH = 2  # jobs sent to a worker at a time (see WorkerPool._with_room)
 ENV_ALLOWED = {"PATH", "LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONHASHSEED"}
 
 
@@ -52,7 +53,8 @@ class _Worker:
                 [sys.executable, "-m", "greenloop.sandbox.server", json.dumps(config)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, close_fds=True)
         self.reader = wire.Reader(self.process.stdout.fileno())
-        self.job: tuple[int, float] | None = None  # (job index, deadline)
+        # jobs sent, in order: [job id, job index, job, deadline]; the first is the one running
+        self.queue: deque[list] = deque()
         self.isolation: dict = {}
 
     def wait_ready(self) -> None:
@@ -139,44 +141,56 @@ class WorkerPool:
 
     def run(self, jobs: Iterable[dict], on_partial: Callable[[int, list[str]], bool] | None = None) -> Iterator[tuple[int, dict]]:
         """Run jobs (dicts with code, entry, calls or check, limits). Yields (index, result)
-        in completion order. `jobs` is pulled one job at a time, when a worker is free, so
+        in completion order. `jobs` is pulled one job at a time, when a worker has room, so
         a generator can make them while earlier ones run. `on_partial(index, lines)` sees
         the first frames early and returns False to stop that job (the smoke stage)."""
         source = enumerate(jobs)
-        retry: deque = deque()  # jobs a worker died before taking: run first
-        running: dict[int, tuple[_Worker, int]] = {}  # job id -> (worker, job index)
+        retry: deque = deque()  # jobs a worker died before starting: run first
+        running: dict[int, int] = {}  # job id -> job index
         exhausted = False
         while retry or running or not exhausted:
-            for worker in self.workers:
-                if worker.job is not None:
-                    continue
+            for worker in self._with_room():
                 item = retry.popleft() if retry else None if exhausted else next(source, None)
                 if item is None:  # nothing left to start
                     exhausted = True
                     break
-                index, job = item
-                job_id = self.next_id
-                self.next_id += 1
-                worker.job = (job_id, time.monotonic() + job["limits"]["timeout_s"] + GRACE_S)
-                running[job_id] = (worker, index)
-                try:
-                    # The server reads only the header; the child gets the job, marshalled
-                    # here once (its values are plain data) and passed on unread.
-                    header = {"op": "run", "id": job_id, "smoke": on_partial is not None, "limits": job["limits"]}
-                    worker.send(header, marshal.dumps(job))
-                except OSError:  # the worker died between jobs: a fresh one runs this job
-                    del running[job_id]
-                    worker.job = None
-                    retry.appendleft((index, job))
-                    self._replace(worker)
+                if not self._send(worker, item, running, on_partial is not None):
+                    retry.appendleft(item)  # the worker died between jobs: a fresh one runs it
+                    yield from self._lost(worker, running, retry, "worker_died")
                     break
-            yield from self._collect(running, on_partial)
+            yield from self._collect(running, retry, on_partial)
 
-    def _collect(self, running: dict, on_partial) -> Iterator[tuple[int, dict]]:
+    def _with_room(self) -> list[_Worker]:
+        """Workers that can take a job now, idle ones first. Each holds up to QUEUE_DEPTH:
+        the next job waits in its pipe, so it starts the moment the last one ends rather
+        than after the verifier has judged it and sent another."""
+        return [w for depth in range(QUEUE_DEPTH) for w in self.workers if len(w.queue) == depth]
+
+    def _send(self, worker: _Worker, item: tuple[int, dict], running: dict, smoke: bool) -> bool:
+        index, job = item
+        job_id = self.next_id
+        self.next_id += 1
+        # The server reads only the header; the child gets the job, marshalled here once
+        # (its values are plain data) and passed on unread.
+        header = {"op": "run", "id": job_id, "smoke": smoke, "limits": job["limits"]}
+        try:
+            worker.send(header, marshal.dumps(job))
+        except OSError:
+            return False
+        deadline = time.monotonic() + job["limits"]["timeout_s"] + GRACE_S if not worker.queue else None
+        worker.queue.append([job_id, index, job, deadline])
+        running[job_id] = index
+        return True
+
+    def _collect(self, running: dict, retry: deque, on_partial) -> Iterator[tuple[int, dict]]:
         if not running:
             return
-        deadline = min(w.job[1] for w in self.workers if w.job)
-        for key, _ in self.selector.select(timeout=max(0.0, deadline - time.monotonic())):
+        deadline = min(w.queue[0][3] for w in self.workers if w.queue)
+        events = self.selector.select(timeout=max(0.0, deadline - time.monotonic()))
+        # Deadlines are judged as of the select: the caller may spend long on a result
+        # yielded below, while a worker's next answer waits unread in its pipe.
+        checked_at, answered = time.monotonic(), {key.data for key, _ in events}
+        for key, _ in events:
             worker: _Worker = key.data
             try:
                 worker.reader.fill()
@@ -188,27 +202,46 @@ class WorkerPool:
                 if job_id not in running:
                     continue
                 if message["op"] == "partial" and on_partial is not None:
-                    if not on_partial(running[job_id][1], message["lines"]):
+                    if not on_partial(running[job_id], message["lines"]):
                         try:
                             worker.send({"op": "abort", "id": job_id})
                         except OSError:
                             worker.reader.eof = True
                 elif message["op"] == "done":
-                    worker.job = None
-                    yield running.pop(job_id)[1], message
+                    self._finished(worker, job_id)
+                    yield running.pop(job_id), message
             if worker.reader.eof:
-                yield from self._lost(worker, running, "worker_died")
-        now = time.monotonic()
+                yield from self._lost(worker, running, retry, "worker_died")
         for worker in list(self.workers):
-            if worker.job and now > worker.job[1]:
-                yield from self._lost(worker, running, "worker_unresponsive")
+            if worker.queue and worker not in answered and checked_at > worker.queue[0][3]:
+                yield from self._lost(worker, running, retry, "worker_unresponsive")
 
-    def _lost(self, worker: _Worker, running: dict, status: str) -> Iterator[tuple[int, dict]]:
-        job = worker.job
+    @staticmethod
+    def _finished(worker: _Worker, job_id: int) -> None:
+        """A worker runs its jobs in order: the next one starts now, and its deadline too."""
+        for entry in list(worker.queue):
+            if entry[0] == job_id:
+                worker.queue.remove(entry)
+                break
+        if worker.queue and worker.queue[0][3] is None:
+            head = worker.queue[0]
+            head[3] = time.monotonic() + head[2]["limits"]["timeout_s"] + GRACE_S
+
+    def _lost(self, worker: _Worker, running: dict, retry: deque, status: str) -> Iterator[tuple[int, dict]]:
+        """Replace a dead or stuck worker. Its running job costs that job its result; jobs
+        still waiting in its pipe never started, and go to a fresh worker."""
+        queue = list(worker.queue)
+        worker.queue.clear()
         self._replace(worker)
-        if job and job[0] in running:
-            yield running.pop(job[0])[1], {"op": "done", "id": job[0], "lines": [], "status": status,
-                                           "exit": None, "seconds": 0.0, "log": ""}
+        for position, (job_id, index, job, _) in enumerate(queue):
+            if job_id not in running:
+                continue
+            del running[job_id]
+            if position == 0:
+                yield index, {"op": "done", "id": job_id, "lines": [], "status": status,
+                              "exit": None, "seconds": 0.0, "log": ""}
+            else:
+                retry.append((index, job))
 
     def close(self) -> None:
         for worker in self.workers:
