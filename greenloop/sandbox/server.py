@@ -224,14 +224,18 @@ class ForkServer:
             poller.unregister(pidfd)
 
     def _aborted(self, job_id: int) -> bool:
+        """Whether the verifier stopped this job; every other message it sent (the next
+        job, which may come right behind the abort) is kept for later."""
         self.control.fill()
         if self.control.eof:  # the verifier is gone: stop now
             return True
+        aborted = False
         for message in self.control.messages():
             if message.get("op") == "abort" and message.get("id") == job_id:
-                return True
-            self.pending.append(message)
-        return False
+                aborted = True
+            else:
+                self.pending.append(message)
+        return aborted
 
 
 class _FrameBuffer:

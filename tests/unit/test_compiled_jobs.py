@@ -74,3 +74,25 @@ def test_wire_carries_attached_bytes_and_keeps_message_order():
     finally:
         os.close(read_fd)
         os.close(write_fd)
+
+
+def test_an_abort_keeps_the_next_job_that_came_behind_it():
+    """A server holds two jobs: the next job's message can arrive in the same read as
+    the abort of the running one, and must not be lost with it."""
+    from greenloop.sandbox.server import ForkServer
+
+    read_fd, write_fd = os.pipe()
+    try:
+        server = object.__new__(ForkServer)
+        server.control, server.pending = wire.Reader(read_fd), []
+        wire.send(write_fd, {"op": "abort", "id": 7})
+        wire.send(write_fd, {"op": "run", "id": 8}, b"job")
+        wire.send(write_fd, {"op": "abort", "id": 6})  # late, for a job already done
+        assert server._aborted(7)
+        assert server.pending == [{"op": "run", "id": 8, "attached": b"job"}, {"op": "abort", "id": 6}]
+        wire.send(write_fd, {"op": "run", "id": 9}, b"next")
+        assert not server._aborted(8)
+        assert server.pending[-1]["id"] == 9
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)

@@ -5,6 +5,7 @@ import pytest
 
 from greenloop.data import verified as verified_module
 from greenloop.data.mutate import MutateConfig, run_mutate
+from greenloop.sandbox.pool import QUEUE_DEPTH
 from greenloop.types import Candidate
 from greenloop.verify.funnel import Verifier, VerifyConfig
 from tests.unit.test_data_pipeline import shard_rows
@@ -37,8 +38,8 @@ def test_stream_takes_candidates_only_as_workers_free_up(humaneval, he_verifier)
     for _ in he_verifier.verify_stream(lazily()):
         done += 1
     assert len(pulled) == done == len(candidates)
-    # never more than one candidate per worker in flight, plus the one being prepared
-    assert max(ahead) <= he_verifier.pool.size + 1
+    # never more than QUEUE_DEPTH candidates per worker in flight, plus the one being prepared
+    assert max(ahead) <= QUEUE_DEPTH * he_verifier.pool.size + 1
 
 
 def test_stream_verdicts_equal_verify_verdicts(humaneval, he_verifier):
@@ -66,13 +67,13 @@ def test_task_source_mutate_killed_mid_stream_resumes_to_the_same_output(tmp_pat
 
     real, made = verified_module._task_unit, []
 
-    def dies_at_the_fifth_task(task):
+    def dies_at_the_sixth_task(task):
         made.append(task.task_id)
-        if len(made) == 5:  # the third shard is being made; the first two can be finished
+        if len(made) == 6:  # the last shard is being made: the first is finished (2 workers hold 2 jobs each)
             raise KeyboardInterrupt
         return real(task)
 
-    monkeypatch.setattr(verified_module, "_task_unit", dies_at_the_fifth_task)
+    monkeypatch.setattr(verified_module, "_task_unit", dies_at_the_sixth_task)
     with pytest.raises(KeyboardInterrupt):
         run_mutate(config, str(tmp_path / "resumed"), workers=2)
     finished = sorted(p.name for p in (tmp_path / "resumed" / "shards").glob("*.report.json"))
