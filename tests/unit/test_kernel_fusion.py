@@ -204,10 +204,14 @@ def test_emitted_file_carries_the_format_as_literals():
     assert run_problem(namespace)[1].shape == (5, 24)
 
 
-def test_fuse_problems_writes_each_chain_and_says_why_it_skipped(tmp_path):
+def test_fuse_problems_writes_each_chain_and_says_why_it_skipped(tmp_path, monkeypatch):
     sources = {name: source for name, (source, _) in TRACEABLE.items()}
     sources.update(data_dependent=DATA_DEPENDENT, shared=SHARED_VALUE, swapped=SWAPPED_WEIGHT)
-    report = fuse_problems(sources, tmp_path)
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    report = fuse_problems(sources, tmp_path / "out")
+    assert list(elsewhere.iterdir()) == []  # nothing written where the user happens to be
     assert sorted(p.name for p in report.written) == [
         "fused_conv_bn_relu_0.py", "fused_layer_norm_gelu_0.py", "fused_linear_relu_scale_0.py"]
     skipped = dict(report.skipped)
@@ -215,7 +219,7 @@ def test_fuse_problems_writes_each_chain_and_says_why_it_skipped(tmp_path):
     assert skipped["data_dependent"].startswith("torch.fx cannot trace Model")
     assert skipped["shared"] == "no chain of 2 or more fusable ops"
     assert skipped["fused_swapped_0"].startswith("cannot rebuild Linear")
-    problems = load_problems(tmp_path)  # the task family reads every written file
+    problems = load_problems(tmp_path / "out")  # the task family reads every written file
     assert {(p.level, p.category) for p in problems} == {(2, "fused")}
     for path in report.written:
         assert torch.isfinite(run_problem(load(path.read_text()))[1]).all()
