@@ -47,7 +47,8 @@ a kernel with pivot_root and, for the read-only root, mount_setattr: 5.12 or lat
   at the "rlimits" level too. /dev holds only null, zero, full, random and urandom.
 - The verifier itself: outputs are decoded and judged under a time limit; whatever a
   candidate's outputs make judging do (overflow, take quadratic time, raise) fails that
-  candidate and no other.
+  candidate and no other. The verifier parses and compiles a candidate's source (under
+  a size limit) but never runs it: the code object goes to the child, marshalled.
 - Identity: as root, each candidate runs as a uid of its own (1,000,000 + server pid x
   1000 + a counter) with no supplementary groups, so per-user limits and kernel keyrings
   are its own too. In every case it holds no capability and cannot gain one (empty
