@@ -27,6 +27,7 @@ from greenloop.sandbox.limits import Limits
 
 GRACE_S = 5.0
 QUEUE_DEPTH = 2  # jobs sent to a worker at a time (see WorkerPool._with_room)
+QUEUE_ROOM = 4 << 10  # pipe bytes left free after a queued job, for an abort
 ENV_ALLOWED = {"PATH", "LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONHASHSEED"}
 
 
@@ -63,8 +64,13 @@ class _Worker:
             raise SandboxError(f"sandbox worker failed to start: {self.log_tail()}")
         self.isolation = ready["isolation"]
 
+    @property
+    def stdin(self) -> int:
+        return self.process.stdin.fileno()
+
     def send(self, message: dict, attached: bytes = b"") -> None:
-        wire.send(self.process.stdin.fileno(), message, attached)
+        wire.send(self.stdin, message, attached)
+
 
     def log_tail(self) -> str:
         try:
@@ -154,7 +160,11 @@ class WorkerPool:
                 if item is None:  # nothing left to start
                     exhausted = True
                     break
-                if not self._send(worker, item, running, on_partial is not None):
+                sent = self._send(worker, item, running, on_partial is not None)
+                if sent is None:
+                    retry.appendleft(item)
+                    continue
+                if not sent:
                     retry.appendleft(item)  # the worker died between jobs: a fresh one runs it
                     yield from self._lost(worker, running, retry, "worker_died")
                     break
@@ -163,18 +173,25 @@ class WorkerPool:
     def _with_room(self) -> list[_Worker]:
         """Workers that can take a job now, idle ones first. Each holds up to QUEUE_DEPTH:
         the next job waits in its pipe, so it starts the moment the last one ends rather
-        than after the verifier has judged it and sent another."""
+        than after the verifier has judged it and sent another. A busy worker takes one
+        only while its pipe has room for it and QUEUE_ROOM more (`_send`): a server
+        writing a large result is not reading, and this process must never block
+        writing to it then (the abort of a running job must always fit too)."""
         return [w for depth in range(QUEUE_DEPTH) for w in self.workers if len(w.queue) == depth]
 
-    def _send(self, worker: _Worker, item: tuple[int, dict], running: dict, smoke: bool) -> bool:
+    def _send(self, worker: _Worker, item: tuple[int, dict], running: dict, smoke: bool) -> bool | None:
+        """True: sent. None: a busy worker's pipe has no room for it now. False: the worker is dead."""
         index, job = item
         job_id = self.next_id
         self.next_id += 1
         # The server reads only the header; the child gets the job, marshalled here once
         # (its values are plain data) and passed on unread.
         header = {"op": "run", "id": job_id, "smoke": smoke, "limits": job["limits"]}
+        data = wire.frame(header, marshal.dumps(job))
         try:
-            worker.send(header, marshal.dumps(job))
+            if worker.queue and wire.pipe_room(worker.stdin) < len(data) + QUEUE_ROOM:
+                return None  # not now: it waits for this worker to be idle, or another
+            wire.write_all(worker.stdin, data)
         except OSError:
             return False
         deadline = time.monotonic() + job["limits"]["timeout_s"] + GRACE_S if not worker.queue else None

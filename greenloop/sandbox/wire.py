@@ -4,9 +4,12 @@ passes on unread)."""
 
 from __future__ import annotations
 
+import array
+import fcntl
 import json
 import os
 import struct
+import termios
 from collections import deque
 
 HEADER = struct.Struct("!II")  # JSON size, attached bytes size
@@ -20,10 +23,21 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def send(fd: int, message: dict, attached: bytes = b"") -> None:
-    """Send `message`; the reader finds `attached` (if any) under the key "attached"."""
+def frame(message: dict, attached: bytes = b"") -> bytes:
+    """`message` as sent; the reader finds `attached` (if any) under the key "attached"."""
     body = json.dumps(message, separators=(",", ":")).encode()
-    write_all(fd, HEADER.pack(len(body), len(attached)) + body + attached)
+    return HEADER.pack(len(body), len(attached)) + body + attached
+
+
+def send(fd: int, message: dict, attached: bytes = b"") -> None:
+    write_all(fd, frame(message, attached))
+
+
+def pipe_room(fd: int) -> int:
+    """Bytes a write to the pipe `fd` can add now without blocking (we being its only writer)."""
+    unread = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, unread)
+    return fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ) - unread[0]
 
 
 class Reader:
