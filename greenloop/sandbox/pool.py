@@ -28,6 +28,7 @@ from greenloop.sandbox.limits import Limits
 GRACE_S = 5.0
 QUEUE_DEPTH = 2  # jobs sent to a worker at a time (see WorkerPool._with_room)
 QUEUE_ROOM = 4 << 10  # pipe bytes left free after a queued job, for an abort
+START_GRACE_S = 5.0  # for a worker to start its next job (it clears the last one's work dir first)
 ENV_ALLOWED = {"PATH", "LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONHASHSEED"}
 
 
@@ -54,8 +55,9 @@ class _Worker:
                 [sys.executable, "-m", "greenloop.sandbox.server", json.dumps(config)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, close_fds=True)
         self.reader = wire.Reader(self.process.stdout.fileno())
-        # jobs sent, in order: [job id, job index, job, deadline]; the first is the one running
-        self.queue: deque[list] = deque()
+        # jobs sent, in order; the first is the one running (or about to)
+        self.queue: deque[list] = deque()  # [job id, job index, job, deadline, started]
+        self.broken = False  # a write to it failed: it takes no more jobs
         self.isolation: dict = {}
 
     def wait_ready(self) -> None:
@@ -70,7 +72,6 @@ class _Worker:
 
     def send(self, message: dict, attached: bytes = b"") -> None:
         wire.send(self.stdin, message, attached)
-
 
     def log_tail(self) -> str:
         try:
@@ -147,28 +148,32 @@ class WorkerPool:
 
     def run(self, jobs: Iterable[dict], on_partial: Callable[[int, list[str]], bool] | None = None) -> Iterator[tuple[int, dict]]:
         """Run jobs (dicts with code, entry, calls or check, limits). Yields (index, result)
-        in completion order. `jobs` is pulled one job at a time, when a worker has room, so
-        a generator can make them while earlier ones run. `on_partial(index, lines)` sees
-        the first frames early and returns False to stop that job (the smoke stage)."""
+        in completion order. `jobs` is pulled one job at a time, when a worker has room (up
+        to QUEUE_DEPTH each), so a generator can make them while earlier ones run.
+        `on_partial(index, lines)` sees the first frames early and returns False to stop
+        that job (the smoke stage)."""
         source = enumerate(jobs)
-        retry: deque = deque()  # jobs a worker died before starting: run first
+        retry: deque = deque()  # jobs no worker has started (gone, or no room yet): run first
         running: dict[int, int] = {}  # job id -> job index
         exhausted = False
-        while retry or running or not exhausted:
-            for worker in self._with_room():
-                item = retry.popleft() if retry else None if exhausted else next(source, None)
-                if item is None:  # nothing left to start
-                    exhausted = True
-                    break
-                sent = self._send(worker, item, running, on_partial is not None)
-                if sent is None:
-                    retry.appendleft(item)
-                    continue
-                if not sent:
-                    retry.appendleft(item)  # the worker died between jobs: a fresh one runs it
-                    yield from self._lost(worker, running, retry, "worker_died")
-                    break
-            yield from self._collect(running, retry, on_partial)
+        try:
+            while retry or running or not exhausted:
+                for worker in self._with_room():
+                    item = retry.popleft() if retry else None if exhausted else next(source, None)
+                    if item is None:  # nothing left to start
+                        exhausted = True
+                        break
+                    sent = self._send(worker, item, running, on_partial is not None)
+                    if not sent:
+                        retry.appendleft(item)  # no room now, or the worker is gone: another runs it
+                    if sent is False and not worker.queue:
+                        yield from self._lost(worker, running, retry, "worker_died")
+                        break
+                yield from self._collect(running, retry, on_partial)
+        finally:  # a caller that stops early leaves jobs in flight: their workers start afresh
+            for worker in [w for w in self.workers if w.queue]:
+                worker.queue.clear()
+                self._replace(worker)
 
     def _with_room(self) -> list[_Worker]:
         """Workers that can take a job now, idle ones first. Each holds up to QUEUE_DEPTH:
@@ -177,7 +182,7 @@ class WorkerPool:
         only while its pipe has room for it and QUEUE_ROOM more (`_send`): a server
         writing a large result is not reading, and this process must never block
         writing to it then (the abort of a running job must always fit too)."""
-        return [w for depth in range(QUEUE_DEPTH) for w in self.workers if len(w.queue) == depth]
+        return [w for depth in range(QUEUE_DEPTH) for w in self.workers if len(w.queue) == depth and not w.broken]
 
     def _send(self, worker: _Worker, item: tuple[int, dict], running: dict, smoke: bool) -> bool | None:
         """True: sent. None: a busy worker's pipe has no room for it now. False: the worker is dead."""
@@ -192,10 +197,11 @@ class WorkerPool:
             if worker.queue and wire.pipe_room(worker.stdin) < len(data) + QUEUE_ROOM:
                 return None  # not now: it waits for this worker to be idle, or another
             wire.write_all(worker.stdin, data)
-        except OSError:
+        except OSError:  # gone: what it has sent is still read (_collect) before it is replaced
+            worker.broken = True
             return False
-        deadline = time.monotonic() + job["limits"]["timeout_s"] + GRACE_S if not worker.queue else None
-        worker.queue.append([job_id, index, job, deadline])
+        deadline = time.monotonic() + START_GRACE_S + job["limits"]["timeout_s"] + GRACE_S if not worker.queue else None
+        worker.queue.append([job_id, index, job, deadline, False])
         running[job_id] = index
         return True
 
@@ -224,6 +230,8 @@ class WorkerPool:
                             worker.send({"op": "abort", "id": job_id})
                         except OSError:
                             worker.reader.eof = True
+                elif message["op"] == "started":
+                    self._started(worker, job_id)
                 elif message["op"] == "done":
                     self._finished(worker, job_id)
                     yield running.pop(job_id), message
@@ -234,27 +242,34 @@ class WorkerPool:
                 yield from self._lost(worker, running, retry, "worker_unresponsive")
 
     @staticmethod
+    def _started(worker: _Worker, job_id: int) -> None:
+        """The server began this job: its own clock starts now."""
+        for entry in worker.queue:
+            if entry[0] == job_id:
+                entry[3], entry[4] = time.monotonic() + entry[2]["limits"]["timeout_s"] + GRACE_S, True
+
+    @staticmethod
     def _finished(worker: _Worker, job_id: int) -> None:
-        """A worker runs its jobs in order: the next one starts now, and its deadline too."""
+        """A worker runs its jobs in order: the next must start within START_GRACE_S (the
+        server first clears the last one's work dir), then has its own deadline."""
         for entry in list(worker.queue):
             if entry[0] == job_id:
                 worker.queue.remove(entry)
                 break
         if worker.queue and worker.queue[0][3] is None:
-            head = worker.queue[0]
-            head[3] = time.monotonic() + head[2]["limits"]["timeout_s"] + GRACE_S
+            worker.queue[0][3] = time.monotonic() + START_GRACE_S
 
     def _lost(self, worker: _Worker, running: dict, retry: deque, status: str) -> Iterator[tuple[int, dict]]:
-        """Replace a dead or stuck worker. Its running job costs that job its result; jobs
-        still waiting in its pipe never started, and go to a fresh worker."""
+        """Replace a dead or stuck worker. A job it had started costs that job its result;
+        jobs it had not started go to a fresh worker."""
         queue = list(worker.queue)
         worker.queue.clear()
         self._replace(worker)
-        for position, (job_id, index, job, _) in enumerate(queue):
+        for job_id, index, job, _, started in queue:
             if job_id not in running:
                 continue
             del running[job_id]
-            if position == 0:
+            if started:
                 yield index, {"op": "done", "id": job_id, "lines": [], "status": status,
                               "exit": None, "seconds": 0.0, "log": ""}
             else:

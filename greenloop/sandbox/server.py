@@ -76,7 +76,10 @@ class ForkServer:
                 # The verdict goes out as soon as the candidate is gone; the zygote forks the
                 # next spare meanwhile, and the used work dir goes after.
                 wire.send(CONTROL_OUT, result)
-                os.unlink(spare.log_path)
+                try:  # a candidate sharing this server's uid may have taken its log away
+                    os.unlink(spare.log_path)
+                except OSError:
+                    pass
                 remove_tree(spare.workdir)
                 spare = self._spare_ready(request)
 
@@ -158,6 +161,9 @@ class ForkServer:
     def run(self, job: dict, spare: _Spare) -> tuple[dict, _Spare | None]:
         """Run one job in `spare`; return its result (sent only once the candidate and
         everything it started are gone) and the request for the next spare."""
+        # The verifier starts this job's clock now, and blames the job for a worker that
+        # dies or stalls only once it has started (the last one's clean-up comes before).
+        wire.send(CONTROL_OUT, {"op": "started", "id": job["id"]})
         started = time.perf_counter()
         oom_before = self.cgroups.oom_kills()
         try:

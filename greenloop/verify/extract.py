@@ -61,8 +61,9 @@ def extract_program(task: Task, completion: str) -> Extracted:
     return Extracted(task.prompt + completion, how)
 
 
-# Candidates are compiled with postponed annotations (PEP 563), as the sandbox child has
-# always compiled them, whatever future imports the compiling module has.
+# Candidates are compiled with postponed annotations (PEP 563) and their asserts kept, as
+# the sandbox child has always compiled them, whatever the compiling module's future
+# imports and whatever -O the verifier itself runs with.
 CANDIDATE_FLAGS = __future__.annotations.compiler_flag
 
 
@@ -79,7 +80,7 @@ def compile_candidate(program: str, max_bytes: int) -> tuple[Outcome, str, bytes
     detail, the code object marshalled for the sandbox child): a child that compiles
     the program itself spends about 0.2 ms and copies some 50 pages of memory doing it."""
     return _checked(program, max_bytes, lambda text: marshal.dumps(
-        compile(text, "<candidate>", "exec", CANDIDATE_FLAGS, dont_inherit=True)))
+        compile(text, "<candidate>", "exec", CANDIDATE_FLAGS, dont_inherit=True, optimize=0)))
 
 
 def _checked(program: str, max_bytes: int, build) -> tuple[Outcome, str, object]:

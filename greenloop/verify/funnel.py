@@ -1,6 +1,7 @@
 """The staged funnel: extract → static → compile → smoke → tests, one verdict per candidate.
 
-Cheap stages run in the verifier; compile, smoke and tests run in the sandbox, in one
+Cheap stages run in the verifier (the static stage compiles the program; the verifier
+never runs it); compile (loading the program), smoke and tests run in the sandbox, in one
 child per candidate. The child streams one output per call; the first is judged as soon
 as it arrives (the smoke stage), and a wrong one stops the child at once. Each stage's
 outcome and seconds go into the verdict, so a run can report what pruning saved.
@@ -130,7 +131,9 @@ class Verifier:
         (the same start-up cost on both sides of the ratio); median of PERF_REPEATS."""
         timed = [p for p in plans if p.mode in ("expected", "replay") and p.task.reference]
         repeats = PERF_REPEATS if self.config.perf else 1  # one run is enough to scale a time limit
-        jobs = [self._job(p, p.task.reference) for p in timed for _ in range(repeats)]
+        # compiled here like a candidate, so neither side's time includes compiling
+        compiled = [compile_candidate(p.task.reference, len(p.task.reference.encode()) + 1)[2] for p in timed]
+        jobs = [self._job(p, p.task.reference, code) for p, code in zip(timed, compiled) for _ in range(repeats)]
         seconds: dict[int, list[float]] = {}
         for index, result in self.pool.run(jobs):
             if result.get("cpu_s") is not None and result["status"] == "exited":
@@ -150,7 +153,7 @@ class Verifier:
 
     def verify_stream(self, candidates: Iterable[Candidate]) -> Iterator[tuple[int, Verdict]]:
         """`verify` for candidates made while earlier ones run: each is taken from
-        `candidates` only when a worker is free, so a generator that writes them (the next
+        `candidates` only when a worker has room (see WorkerPool.run), so a generator that writes them (the next
         task's mutants, say) keeps the sandbox busy with no gap between batches. Yields
         (index, verdict) in completion order. Python tasks only; plan the tasks first with
         `plan_for` when the config times references (perf, timeout_factor)."""

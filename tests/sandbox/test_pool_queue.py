@@ -32,3 +32,40 @@ def test_large_jobs_beside_large_results_do_not_deadlock():
         assert result["status"] == "exited", result["status"]
         lines = result["lines"]
         assert len(lines[0]) > 3 << 20 and f'{{"i":0,"v":{index}}}' in lines and lines[-1].startswith('{"end":true')
+
+
+def _small_jobs(n: int) -> list[dict]:
+    limits = {**Limits().to_dict(), "cpu_s": 10, "timeout_s": 20.0}
+    return [{"code": f"def f():\n    return {i}\n", "entry": "f", "calls": [[[], {"d": []}]], "limits": limits}
+            for i in range(n)]
+
+
+@pytest.mark.timeout(120)
+def test_a_run_stopped_early_leaves_the_pool_usable():
+    with WorkerPool(workers=1) as pool:
+        first = pool.run(_small_jobs(6))
+        next(first), next(first)  # by now the worker holds the next job too
+        first.close()  # the caller stops with jobs still in flight
+        assert all(not w.queue for w in pool.workers)
+        results = dict(pool.run(_small_jobs(3)))
+    assert sorted(results) == [0, 1, 2]
+    assert all(f'{{"i":0,"v":{i}}}' in r["lines"] for i, r in results.items())
+
+
+def test_a_lost_worker_blames_only_a_job_it_had_started():
+    """A worker that dies or stalls costs the job it had started; a job still waiting
+    behind it (or one it never got to start) goes to a fresh worker instead."""
+    from collections import deque
+    from types import SimpleNamespace
+
+    pool = object.__new__(WorkerPool)
+    pool._replace = lambda worker: None
+    job_a, job_b = {"name": "a"}, {"name": "b"}
+    for started, blamed in ((True, [10]), (False, [])):
+        worker = SimpleNamespace(queue=deque([[1, 10, job_a, 99.0, started], [2, 11, job_b, None, False]]))
+        running, retry = {1: 10, 2: 11}, deque()
+        results = list(pool._lost(worker, running, retry, "worker_died"))
+        assert [index for index, _ in results] == blamed
+        assert all(r["status"] == "worker_died" for _, r in results)
+        assert list(retry) == ([(11, job_b)] if started else [(10, job_a), (11, job_b)])
+        assert not running and not worker.queue

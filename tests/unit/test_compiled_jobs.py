@@ -96,3 +96,14 @@ def test_an_abort_keeps_the_next_job_that_came_behind_it():
     finally:
         os.close(read_fd)
         os.close(write_fd)
+
+
+def test_candidates_keep_their_asserts_under_an_optimising_verifier():
+    import subprocess
+    import sys
+
+    probe = ("import marshal; from greenloop.verify.extract import compile_candidate as c; "
+             "code = c('assert False, \"kept\"\\n', 100)[2]; "
+             "exec(marshal.loads(code)) if code else print('no code')")
+    run = subprocess.run([sys.executable, "-O", "-c", probe], capture_output=True, text=True)
+    assert "AssertionError: kept" in run.stderr, (run.stdout, run.stderr)
