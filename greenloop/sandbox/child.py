@@ -171,11 +171,8 @@ def run_job(job: dict) -> None:
     if not callable(func):
         _write({"phase": "entry", "raise": "NameError", "msg": f"entry point {job['entry']!r} is not defined"})
         _finish()
-    native = job.get("native_calls")  # already decoded and marshalled by the verifier
-    calls = marshal.loads(native) if native is not None else job["calls"]
+    calls = marshal.loads(job["calls"]) if job.get("calls") else []  # [[args, kwargs], ...], marshalled
     for index, (args, kwargs) in enumerate(calls):
-        if native is None:
-            args, kwargs = codec.decode(args), codec.decode(kwargs)
         frame = _call(func, index, args, kwargs, bool(job.get("return_args")))
         _write(frame, flush=index == 0)
     _write({"end": True, "s": time.perf_counter() - started})

@@ -56,7 +56,7 @@ class _Worker:
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, close_fds=True)
         self.reader = wire.Reader(self.process.stdout.fileno())
         # jobs sent, in order; the first is the one running (or about to)
-        self.queue: deque[list] = deque()  # [job id, job index, job, deadline, started]
+        self.queue: deque[list] = deque()  # [job id, job index, job, deadline, started, payload]
         self.broken = False  # a write to it failed: it takes no more jobs
         self.isolation: dict = {}
 
@@ -70,8 +70,8 @@ class _Worker:
     def stdin(self) -> int:
         return self.process.stdin.fileno()
 
-    def send(self, message: dict, attached: bytes = b"") -> None:
-        wire.send(self.stdin, message, attached)
+    def send(self, message: dict) -> None:
+        wire.send(self.stdin, message)
 
     def log_tail(self) -> str:
         try:
@@ -147,12 +147,14 @@ class WorkerPool:
         self._add_worker(worker.index)
 
     def run(self, jobs: Iterable[dict], on_partial: Callable[[int, list[str]], bool] | None = None) -> Iterator[tuple[int, dict]]:
-        """Run jobs (dicts with code, entry, calls or check, limits). Yields (index, result)
+        """Run jobs (dicts: code, or compiled (a marshalled code object); entry; calls (marshalled
+        [[args, kwargs], ...]) or check; limits). Yields (index, result)
         in completion order. `jobs` is pulled one job at a time, when a worker has room (up
         to QUEUE_DEPTH each), so a generator can make them while earlier ones run.
         `on_partial(index, lines)` sees the first frames early and returns False to stop
         that job (the smoke stage)."""
-        source = enumerate(jobs)
+        # each job marshalled once, when it is pulled: the server passes it to the child unread
+        source = ((index, job, marshal.dumps(job)) for index, job in enumerate(jobs))
         retry: deque = deque()  # jobs no worker has started (gone, or no room yet): run first
         running: dict[int, int] = {}  # job id -> job index
         exhausted = False
@@ -184,24 +186,22 @@ class WorkerPool:
         writing to it then (the abort of a running job must always fit too)."""
         return [w for depth in range(QUEUE_DEPTH) for w in self.workers if len(w.queue) == depth and not w.broken]
 
-    def _send(self, worker: _Worker, item: tuple[int, dict], running: dict, smoke: bool) -> bool | None:
+    def _send(self, worker: _Worker, item: tuple[int, dict, bytes], running: dict, smoke: bool) -> bool | None:
         """True: sent. None: a busy worker's pipe has no room for it now. False: the worker is dead."""
-        index, job = item
-        job_id = self.next_id
-        self.next_id += 1
-        # The server reads only the header; the child gets the job, marshalled here once
-        # (its values are plain data) and passed on unread.
-        header = {"op": "run", "id": job_id, "smoke": smoke, "limits": job["limits"]}
-        data = wire.frame(header, marshal.dumps(job))
+        index, job, payload = item
         try:
-            if worker.queue and wire.pipe_room(worker.stdin) < len(data) + QUEUE_ROOM:
+            # QUEUE_ROOM also covers the header, which is small (the id, the limits)
+            if worker.queue and wire.pipe_room(worker.stdin) < len(payload) + QUEUE_ROOM:
                 return None  # not now: it waits for this worker to be idle, or another
-            wire.write_all(worker.stdin, data)
+            job_id = self.next_id
+            self.next_id += 1
+            header = {"op": "run", "id": job_id, "smoke": smoke, "limits": job["limits"]}
+            wire.write_all(worker.stdin, wire.frame(header, payload))
         except OSError:  # gone: what it has sent is still read (_collect) before it is replaced
             worker.broken = True
             return False
         deadline = time.monotonic() + START_GRACE_S + job["limits"]["timeout_s"] + GRACE_S if not worker.queue else None
-        worker.queue.append([job_id, index, job, deadline, False])
+        worker.queue.append([job_id, index, job, deadline, False, payload])
         running[job_id] = index
         return True
 
@@ -265,7 +265,7 @@ class WorkerPool:
         queue = list(worker.queue)
         worker.queue.clear()
         self._replace(worker)
-        for job_id, index, job, _, started in queue:
+        for job_id, index, job, _, started, payload in queue:
             if job_id not in running:
                 continue
             del running[job_id]
@@ -273,7 +273,7 @@ class WorkerPool:
                 yield index, {"op": "done", "id": job_id, "lines": [], "status": status,
                               "exit": None, "seconds": 0.0, "log": ""}
             else:
-                retry.append((index, job))
+                retry.append((index, job, payload))
 
     def close(self) -> None:
         for worker in self.workers:

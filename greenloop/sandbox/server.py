@@ -59,7 +59,6 @@ class ForkServer:
         self.drop_uid = drop_uid
         self.nproc_base = nproc_base
         self.control = wire.Reader(CONTROL_IN)
-        self.pending: list[dict] = []
         self.spares = 0
 
     def serve(self) -> None:
@@ -68,7 +67,7 @@ class ForkServer:
         while True:
             if spare is None:
                 raise RuntimeError("the zygote did not fork a child")
-            message = self.pending.pop(0) if self.pending else self.control.read_one()
+            message = self.control.read_one()
             if message is None:
                 return
             if message.get("op") == "run":
@@ -231,17 +230,11 @@ class ForkServer:
 
     def _aborted(self, job_id: int) -> bool:
         """Whether the verifier stopped this job; every other message it sent (the next
-        job, which may come right behind the abort) is kept for later."""
+        job, which may come right behind the abort) stays queued in the reader."""
         self.control.fill()
         if self.control.eof:  # the verifier is gone: stop now
             return True
-        aborted = False
-        for message in self.control.messages():
-            if message.get("op") == "abort" and message.get("id") == job_id:
-                aborted = True
-            else:
-                self.pending.append(message)
-        return aborted
+        return self.control.take(lambda m: m.get("op") == "abort" and m.get("id") == job_id) is not None
 
 
 class _FrameBuffer:

@@ -29,8 +29,8 @@ def frame(message: dict, attached: bytes = b"") -> bytes:
     return HEADER.pack(len(body), len(attached)) + body + attached
 
 
-def send(fd: int, message: dict, attached: bytes = b"") -> None:
-    write_all(fd, frame(message, attached))
+def send(fd: int, message: dict) -> None:
+    write_all(fd, frame(message))
 
 
 def pipe_room(fd: int) -> int:
@@ -71,6 +71,16 @@ class Reader:
                 message["attached"] = bytes(self.buffer[HEADER.size + size:end])
             del self.buffer[:end]
             self.ready.append(message)
+
+    def take(self, wanted) -> dict | None:
+        """The first message received so far for which `wanted(message)` holds, removed;
+        the others stay, in order, for `read_one`."""
+        self._parse()
+        for message in self.ready:
+            if wanted(message):
+                self.ready.remove(message)
+                return message
+        return None
 
     def messages(self) -> list[dict]:
         """Every whole message received so far (after a `fill`)."""

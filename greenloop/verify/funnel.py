@@ -133,7 +133,8 @@ class Verifier:
         repeats = PERF_REPEATS if self.config.perf else 1  # one run is enough to scale a time limit
         # compiled here like a candidate, so neither side's time includes compiling
         compiled = [compile_candidate(p.task.reference, len(p.task.reference.encode()) + 1)[2] for p in timed]
-        jobs = [self._job(p, p.task.reference, code) for p, code in zip(timed, compiled) for _ in range(repeats)]
+        jobs = [self._job(p, None if code else p.task.reference, code) for p, code in zip(timed, compiled)
+                for _ in range(repeats)]
         seconds: dict[int, list[float]] = {}
         for index, result in self.pool.run(jobs):
             if result.get("cpu_s") is not None and result["status"] == "exited":
@@ -244,7 +245,7 @@ class Verifier:
             limits.update(timeout_s=min(cap * self.stretch, scaled), cpu_s=int(min(cap, scaled)) + 1)
         child_judges = plan.mode == "child"
         return {"code": program, "compiled": compiled, "entry": plan.task.entry_point, "limits": limits,
-                "calls": [], "native_calls": None if child_judges else plan.marshalled_calls,
+                "calls": None if child_judges else plan.marshalled_calls,
                 "return_args": plan.mutates, "check": plan.check if child_judges else None}
 
     def _smoke(self, pending: _InFlight, lines: list[str]) -> bool:

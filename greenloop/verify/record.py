@@ -53,20 +53,13 @@ class TaskPlan:
         return self.n_direct + self.n_checked
 
     @property
-    def wire_calls(self) -> list:
-        """The calls as the child receives them, encoded once."""
-        if len(getattr(self, "_wire", ())) != len(self.calls):
-            self._wire = [[codec.encode(list(a)), codec.encode(dict(k))] for a, k in self.calls]
-        return self._wire
-
-    @property
     def marshalled_calls(self) -> bytes:
-        """The calls as the child runs them, decoded from the wire form (fresh objects for
-        every call, as the child's own decoding made them) and marshalled once. Version 2
+        """The calls as the child runs them, marshalled once: each argument passed through
+        the codec (plain builtin data, fresh objects for every call), and version 2, which
         writes no shared references, so no two calls share a mutable argument."""
         if getattr(self, "_marshalled", (None, -1))[1] != len(self.calls):
-            native = [[codec.decode(a), codec.decode(k)] for a, k in self.wire_calls]
-            self._marshalled = (marshal.dumps(native, 2), len(self.calls))
+            plain = [[codec.decode(codec.encode(list(a))), codec.decode(codec.encode(dict(k)))] for a, k in self.calls]
+            self._marshalled = (marshal.dumps(plain, 2), len(self.calls))
         return self._marshalled[0]
 
     def answer_key(self, index: int):

@@ -1,6 +1,7 @@
 """A fork server holds two jobs at a time; the verifier must never block writing the
 next one to a server that is busy writing a large result back."""
 
+import marshal
 import threading
 
 import pytest
@@ -9,6 +10,7 @@ from greenloop.sandbox import WorkerPool
 from greenloop.sandbox.limits import Limits
 
 PADDING = "#" + "x" * (100 << 10) + "\n"  # a job larger than a pipe's buffer (64 KiB)
+NO_ARGUMENTS = marshal.dumps([[[], {}]], 2)  # one call, f()
 BIG_OUTPUT = "import os\nos.write(3, b'{\"phase\":\"compile\",\"ok\":true,\"pad\":\"' + b'y' * (3 << 20) + b'\"}\\n')\n"
 
 
@@ -16,7 +18,7 @@ BIG_OUTPUT = "import os\nos.write(3, b'{\"phase\":\"compile\",\"ok\":true,\"pad\
 def test_large_jobs_beside_large_results_do_not_deadlock():
     limits = {**Limits().to_dict(), "cpu_s": 20, "timeout_s": 30.0}
     jobs = [{"code": PADDING + BIG_OUTPUT + f"\n\ndef f():\n    return {i}\n", "entry": "f",
-             "calls": [[[], {"d": []}]], "limits": limits} for i in range(12)]
+             "calls": NO_ARGUMENTS, "limits": limits} for i in range(12)]
     results: dict = {}
 
     def run():
@@ -36,7 +38,7 @@ def test_large_jobs_beside_large_results_do_not_deadlock():
 
 def _small_jobs(n: int) -> list[dict]:
     limits = {**Limits().to_dict(), "cpu_s": 10, "timeout_s": 20.0}
-    return [{"code": f"def f():\n    return {i}\n", "entry": "f", "calls": [[[], {"d": []}]], "limits": limits}
+    return [{"code": f"def f():\n    return {i}\n", "entry": "f", "calls": NO_ARGUMENTS, "limits": limits}
             for i in range(n)]
 
 
@@ -62,10 +64,10 @@ def test_a_lost_worker_blames_only_a_job_it_had_started():
     pool._replace = lambda worker: None
     job_a, job_b = {"name": "a"}, {"name": "b"}
     for started, blamed in ((True, [10]), (False, [])):
-        worker = SimpleNamespace(queue=deque([[1, 10, job_a, 99.0, started], [2, 11, job_b, None, False]]))
+        worker = SimpleNamespace(queue=deque([[1, 10, job_a, 99.0, started, b"a"], [2, 11, job_b, None, False, b"b"]]))
         running, retry = {1: 10, 2: 11}, deque()
         results = list(pool._lost(worker, running, retry, "worker_died"))
         assert [index for index, _ in results] == blamed
         assert all(r["status"] == "worker_died" for _, r in results)
-        assert list(retry) == ([(11, job_b)] if started else [(10, job_a), (11, job_b)])
+        assert list(retry) == ([(11, job_b, b"b")] if started else [(10, job_a, b"a"), (11, job_b, b"b")])
         assert not running and not worker.queue

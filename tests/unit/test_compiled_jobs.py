@@ -59,9 +59,9 @@ def test_a_candidate_that_changes_its_argument_cannot_change_the_next_call():
 def test_wire_carries_attached_bytes_and_keeps_message_order():
     read_fd, write_fd = os.pipe()
     try:
-        wire.send(write_fd, {"op": "run", "id": 1}, b"\x00payload\n")
+        wire.write_all(write_fd, wire.frame({"op": "run", "id": 1}, b"\x00payload\n"))
         wire.send(write_fd, {"op": "abort", "id": 1})
-        wire.send(write_fd, {"op": "run", "id": 2}, marshal.dumps({"code": None}))
+        wire.write_all(write_fd, wire.frame({"op": "run", "id": 2}, marshal.dumps({"code": None})))
         reader = wire.Reader(read_fd)
         first = reader.read_one()
         assert first == {"op": "run", "id": 1, "attached": b"\x00payload\n"}
@@ -84,15 +84,15 @@ def test_an_abort_keeps_the_next_job_that_came_behind_it():
     read_fd, write_fd = os.pipe()
     try:
         server = object.__new__(ForkServer)
-        server.control, server.pending = wire.Reader(read_fd), []
+        server.control = wire.Reader(read_fd)
         wire.send(write_fd, {"op": "abort", "id": 7})
-        wire.send(write_fd, {"op": "run", "id": 8}, b"job")
+        wire.write_all(write_fd, wire.frame({"op": "run", "id": 8}, b"job"))
         wire.send(write_fd, {"op": "abort", "id": 6})  # late, for a job already done
         assert server._aborted(7)
-        assert server.pending == [{"op": "run", "id": 8, "attached": b"job"}, {"op": "abort", "id": 6}]
-        wire.send(write_fd, {"op": "run", "id": 9}, b"next")
+        assert list(server.control.ready) == [{"op": "run", "id": 8, "attached": b"job"}, {"op": "abort", "id": 6}]
+        wire.write_all(write_fd, wire.frame({"op": "run", "id": 9}, b"next"))
         assert not server._aborted(8)
-        assert server.pending[-1]["id"] == 9
+        assert server.control.ready[-1]["id"] == 9
     finally:
         os.close(read_fd)
         os.close(write_fd)
