@@ -7,7 +7,9 @@ of `greenloop kernels verify`: 10 warm-up calls, 30 timed trials per measurement
 1. Timing noise. For every problem whose reference takes over `--min-ms` (1 ms) per call, the
    reference is measured REPEATS times, each measurement a fresh sandboxed process (what
    the verifier does for each candidate). The coefficient of variation (standard
-   deviation / mean) of those medians is the noise a speedup is judged against.
+   deviation / mean) of those medians is the noise a speedup is judged against; their
+   spread (largest / smallest - 1) is what the verifier's noise floor would be from them,
+   printed as the widest among problems under 1 ms a call and among the rest.
    Target: <= 2% (the anchor: the issue's target for problems over 1 ms on a CPU).
 2. Throughput. Each problem's reference plus three wrong candidates (a wrong answer, an
    input mutation, a cached answer), verified with and without timing: candidates per
@@ -38,9 +40,12 @@ from tests.kernels.candidates import KINDS, candidate  # noqa: E402
 TARGET_CV = 0.02
 
 
-def noise(verifier: KernelVerifier, problems, repeats: int, min_s: float) -> list[dict]:
+def noise(verifier: KernelVerifier, problems, repeats: int, min_s: float, stop_at: float) -> list[dict]:
     rows = []
     for problem in problems:
+        if time.monotonic() > stop_at:
+            print(f"--max-minutes reached: noise measured on {len(rows)} problems", flush=True)
+            break
         reference = verifier.reference(problem)
         frame, why = timing_run(verifier, problem, reference, None)
         if frame is None:
@@ -54,10 +59,11 @@ def noise(verifier: KernelVerifier, problems, repeats: int, min_s: float) -> lis
             frame, _ = timing_run(verifier, problem, reference, None)
             medians.append(statistics.median(frame["times"]))
         cv = statistics.pstdev(medians) / statistics.fmean(medians)
+        spread = max(medians) / min(medians) - 1  # what the noise floor would be from all of them
         rows.append({"problem": problem.name, "median_ms": 1e3 * statistics.median(medians), "cv": cv,
-                     "repeats": repeats})
+                     "spread": spread, "medians_ms": [1e3 * m for m in medians], "repeats": repeats})
         print(f"{problem.name:<34} median {1e3 * statistics.median(medians):7.3f} ms  CV {cv:6.2%}  "
-              f"({repeats} measurements)", flush=True)
+              f"spread {spread:6.1%}  ({repeats} measurements)", flush=True)
     return rows
 
 
@@ -82,13 +88,16 @@ def main() -> int:
     parser.add_argument("--min-ms", type=float, default=1.0,
                         help="noise is measured on problems whose reference takes longer than this (default 1)")
     parser.add_argument("--no-throughput", action="store_true", help="measure timing noise only")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="stop measuring noise on further problems after this long and report what was measured")
     args = parser.parse_args()
     problems = builtin_problems()
     if args.problems:
         wanted = set(args.problems.split(","))
         problems = [p for p in problems if p.name in wanted]
     with KernelVerifier(KernelConfig(device=args.device)) as verifier:
-        rows = noise(verifier, problems, args.repeats, args.min_ms / 1e3)
+        stop_at = time.monotonic() + 60 * args.max_minutes if args.max_minutes else float("inf")
+        rows = noise(verifier, problems, args.repeats, args.min_ms / 1e3, stop_at)
     speed = [] if args.no_throughput else [throughput(problems, False, args.device),
                                            throughput(problems, True, args.device)]
     worst = max((r["cv"] for r in rows), default=float("nan"))
@@ -97,6 +106,12 @@ def main() -> int:
     print(f"\ntiming noise ({args.device}) over {len(rows)} problems > {args.min_ms:g} ms: "
           f"median CV {median_cv:.2%}, worst {worst:.2%}; "
           f"{within}/{len(rows)} within the {TARGET_CV:.0%} target; median CV / target = {median_cv / TARGET_CV:.2f}")
+    for label, group in (("under 1 ms", [r for r in rows if r["median_ms"] < 1]),
+                         ("1 ms or more", [r for r in rows if r["median_ms"] >= 1])):
+        if group:
+            widest = max(group, key=lambda r: r["spread"])
+            print(f"widest spread between {args.repeats} processes, {len(group)} problems {label}: "
+                  f"{widest['spread']:.1%} ({widest['problem']}, {widest['median_ms']:.3f} ms)")
     for row in speed:
         label = "with timing" if row["timing"] else "correctness only"
         print(f"throughput ({label}): {row['candidates']} candidates in {row['seconds']:.1f} s = "
