@@ -96,7 +96,7 @@ def main() -> int:
         wanted = set(args.problems.split(","))
         problems = [p for p in problems if p.name in wanted]
     with KernelVerifier(KernelConfig(device=args.device)) as verifier:
-        stop_at = time.monotonic() + 60 * args.max_minutes if args.max_minutes else float("inf")
+        stop_at = time.monotonic() + 60 * args.max_minutes if args.max_minutes is not None else float("inf")
         rows = noise(verifier, problems, args.repeats, args.min_ms / 1e3, stop_at)
     speed = [] if args.no_throughput else [throughput(problems, False, args.device),
                                            throughput(problems, True, args.device)]
