@@ -9,8 +9,8 @@ the sandbox child reported.
   fixed seed, the ratio of medians taken each time.
 - The noise floor is the widest ratio among the reference's own measurements (three
   jobs, each a fresh process), minus one, and never less than `kernel_run.min_floor`
-  (5%; 100% for kernels under 1 ms a call, whose between-process spread three
-  measurements do not capture);
+  (5%; for kernels under 1 ms a call, 100% on a CPU and 150% on a GPU, whose
+  between-process spread three measurements do not capture);
   a speedup whose interval reaches inside [1 / (1 + floor), 1 + floor] is "within noise".
 - A speedup above `IMPLAUSIBLE` (10x) is re-measured in fresh processes before it counts
   (see `kernel_run._recheck`).

@@ -28,3 +28,4 @@ def test_noise_floor_and_what_counts_as_noise():
     assert within_noise(0.95, 1.2, floor=0.1)
     assert not within_noise(1.3, 1.5, floor=0.1)
     assert min_floor(5e-4) == 1.0 and min_floor(2e-3) == 0.05
+    assert min_floor(5e-4, "cuda") == 1.5 and min_floor(5e-4, "cuda:1") == 1.5 and min_floor(2e-3, "cuda") == 0.05
