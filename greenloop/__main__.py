@@ -1,0 +1,5 @@
+"""`python -m greenloop ...`: the same commands as the `greenloop` script."""
+
+from greenloop.cli import entry
+
+entry()
