@@ -137,3 +137,12 @@ def test_resume_after_a_gzip_cut_off_mid_stream(files, capsys):
     out.write_bytes(data[: len(data) - 12])  # killed before the gzip trailer was written
     assert main(args + ["--resume"]) == 0
     assert gzip.open(out, "rt").read().splitlines() == whole
+
+
+def test_python_dash_m_greenloop_runs_the_same_commands(tmp_path):
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-m", "greenloop", "tasks", "ls", "--tasks", "humaneval"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("HumanEval/0\thas_close_elements")
