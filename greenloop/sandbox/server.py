@@ -39,6 +39,7 @@ from greenloop.sandbox.zygote import Zygote, receive, send
 WARM_MODULES = "math cmath re string itertools functools collections heapq bisect typing hashlib copy operator".split()
 CONTROL_IN, CONTROL_OUT = 0, 1
 SMOKE_GRACE_S = 0.005
+ZYGOTE_EXIT_WAIT_S = 2.0  # for the zygote to end its spare and exit once the server is done
 
 
 class _Spare:
@@ -315,7 +316,8 @@ def main(argv: list[str]) -> int:
     drop_uid = os.getuid() == 0 and not in_user_namespace()
     nproc_base = 0 if drop_uid else _count_own_processes()
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    if os.fork() == 0:  # the zygote: PID 1 of the new PID namespace, if there is one
+    zygote = os.fork()
+    if zygote == 0:  # the zygote: PID 1 of the new PID namespace, if there is one
         ours.close()
         _zygote_main(theirs, report, config, drop_uid)
         os._exit(0)
@@ -329,8 +331,23 @@ def main(argv: list[str]) -> int:
     try:
         ForkServer(report, work_root, ours, cgroups, drop_uid, nproc_base).serve()
     finally:
+        _end_zygote(zygote, ours)
         remove_tree(work_root)
     return 0
+
+
+def _end_zygote(pid: int, sock: socket.socket) -> None:
+    """Closing the socket ends the zygote's loop: it kills and reaps its spare child, then
+    exits. Waiting for it puts its CPU time, and every candidate's, into this server's
+    children's usage, which the pool collects when it reaps the server."""
+    sock.close()
+    deadline = time.monotonic() + ZYGOTE_EXIT_WAIT_S
+    while time.monotonic() < deadline:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return
+        time.sleep(0.001)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
 
 
 def _zygote_main(sock: socket.socket, report: IsolationReport, config: dict, drop_uid: bool) -> None:

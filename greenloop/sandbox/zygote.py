@@ -57,8 +57,9 @@ class Zygote:
             try:
                 message, fds = receive(self.sock)
             except (OSError, ValueError):
-                return
-            if message is None:
+                message = None
+            if message is None:  # the server is done: no spare outlives it
+                self.kill_tree()
                 return
             # every message spawns the next spare; most first end the last candidate, and
             # that is answered at once, so the verdict need not wait for the next fork

@@ -71,3 +71,31 @@ def test_a_lost_worker_blames_only_a_job_it_had_started():
         assert all(r["status"] == "worker_died" for _, r in results)
         assert list(retry) == ([(11, job_b, b"b")] if started else [(10, job_a, b"a"), (11, job_b, b"b")])
         assert not running and not worker.queue
+
+
+ACCOUNTING_PROBE = r"""
+import marshal, resource
+from greenloop.sandbox import WorkerPool
+from greenloop.sandbox.limits import Limits
+limits = {**Limits().to_dict(), "cpu_s": 20, "timeout_s": 30.0}
+burn = "def f():\n    n = 0\n    for i in range(6_000_000):\n        n += i\n    return n\n"
+jobs = [{"code": burn, "entry": "f", "calls": marshal.dumps([[[], {}]], 2), "limits": limits} for _ in range(2)]
+with WorkerPool(workers=1) as pool:
+    cpu = sum(r["cpu_s"] for _, r in pool.run(jobs))
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(cpu, usage.ru_utime + usage.ru_stime)
+"""
+
+
+def test_a_closed_pool_accounts_every_candidates_cpu_time_to_its_caller():
+    """Benchmarks read CPU from getrusage(RUSAGE_CHILDREN): once the pool is closed, the
+    candidates' CPU time must be in it, so each fork server reaps its zygote (which reaps
+    the candidates) before it exits."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", ACCOUNTING_PROBE], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    candidates_cpu, children_cpu = map(float, done.stdout.split())
+    assert candidates_cpu > 0.2
+    assert children_cpu >= candidates_cpu
