@@ -25,6 +25,10 @@ from greenloop.sandbox.cgroups import WorkerCgroups
 from greenloop.sandbox.cleanup import remove_tree
 from greenloop.sandbox.limits import Limits
 
+# How long a stopping fork server gets to end its zygote (server.ZYGOTE_EXIT_WAIT_S) before
+# it is killed; a healthy one takes milliseconds.
+STOP_WAIT_S = 15.0
+
 GRACE_S = 5.0
 QUEUE_DEPTH = 2  # jobs sent to a worker at a time (see WorkerPool._with_room)
 QUEUE_ROOM = 4 << 10  # pipe bytes left free after a queued job, for an abort
@@ -84,7 +88,7 @@ class _Worker:
             if kill:
                 self.process.kill()
             self.process.stdin.close()
-            self.process.wait(timeout=5)
+            self.process.wait(timeout=STOP_WAIT_S)
         except (OSError, subprocess.TimeoutExpired):
             self.process.kill()
             self.process.wait()

@@ -30,7 +30,7 @@ from greenloop.sandbox.isolation import (PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_P
                                          read_hard_limits, readonly_host_tree)
 from greenloop.sandbox.rootfs import build_root
 from greenloop.sandbox.seccomp import install_filter, seccomp_supported
-from greenloop.sandbox.zygote import Zygote, receive, send
+from greenloop.sandbox.zygote import KILL_WAIT_S, Zygote, receive, send
 
 # What HumanEval- and MBPP-style solutions import most. Each module here makes every fork
 # a little dearer (more pages to copy and fault); each one missing costs its import in
@@ -39,7 +39,9 @@ from greenloop.sandbox.zygote import Zygote, receive, send
 WARM_MODULES = "math cmath re string itertools functools collections heapq bisect typing hashlib copy operator".split()
 CONTROL_IN, CONTROL_OUT = 0, 1
 SMOKE_GRACE_S = 0.005
-ZYGOTE_EXIT_WAIT_S = 2.0  # for the zygote to end its spare and exit once the server is done
+# For the zygote to end its candidate or spare and exit once the server is done: longer
+# than the zygote's own wait for a dying process tree, shorter than the pool's for us.
+ZYGOTE_EXIT_WAIT_S = KILL_WAIT_S + 1.0
 
 
 class _Spare:
@@ -318,9 +320,11 @@ def main(argv: list[str]) -> int:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     zygote = os.fork()
     if zygote == 0:  # the zygote: PID 1 of the new PID namespace, if there is one
-        ours.close()
-        _zygote_main(theirs, report, config, drop_uid)
-        os._exit(0)
+        try:  # never returns into the server's code, whatever happens
+            ours.close()
+            _zygote_main(theirs, report, config, drop_uid)
+        finally:
+            os._exit(0)
     theirs.close()
     ready, _ = receive(ours)
     if not ready:
@@ -331,8 +335,10 @@ def main(argv: list[str]) -> int:
     try:
         ForkServer(report, work_root, ours, cgroups, drop_uid, nproc_base).serve()
     finally:
-        _end_zygote(zygote, ours)
-        remove_tree(work_root)
+        try:
+            _end_zygote(zygote, ours)
+        finally:
+            remove_tree(work_root)
     return 0
 
 
@@ -342,12 +348,15 @@ def _end_zygote(pid: int, sock: socket.socket) -> None:
     children's usage, which the pool collects when it reaps the server."""
     sock.close()
     deadline = time.monotonic() + ZYGOTE_EXIT_WAIT_S
-    while time.monotonic() < deadline:
-        if os.waitpid(pid, os.WNOHANG)[0]:
-            return
-        time.sleep(0.001)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
+    try:
+        while time.monotonic() < deadline:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return
+            time.sleep(0.001)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except ChildProcessError:  # reaped already (a caller that ignores SIGCHLD)
+        pass
 
 
 def _zygote_main(sock: socket.socket, report: IsolationReport, config: dict, drop_uid: bool) -> None:

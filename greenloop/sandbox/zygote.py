@@ -52,14 +52,21 @@ class Zygote:
         self.child_cpu: float | None = None
 
     def serve(self) -> None:
+        try:
+            self._loop()
+        except OSError:  # the server went away while we answered
+            pass
+        finally:
+            self.kill_tree()  # the server is done: no candidate or spare outlives it
+
+    def _loop(self) -> None:
         send(self.sock, {"ready": self.report.to_dict()})
         while True:
             try:
                 message, fds = receive(self.sock)
             except (OSError, ValueError):
-                message = None
-            if message is None:  # the server is done: no spare outlives it
-                self.kill_tree()
+                return
+            if message is None:
                 return
             # every message spawns the next spare; most first end the last candidate, and
             # that is answered at once, so the verdict need not wait for the next fork

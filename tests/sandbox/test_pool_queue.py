@@ -2,6 +2,8 @@
 next one to a server that is busy writing a large result back."""
 
 import marshal
+import os
+import time
 import threading
 
 import pytest
@@ -78,7 +80,7 @@ import marshal, resource
 from greenloop.sandbox import WorkerPool
 from greenloop.sandbox.limits import Limits
 limits = {**Limits().to_dict(), "cpu_s": 20, "timeout_s": 30.0}
-burn = "def f():\n    n = 0\n    for i in range(6_000_000):\n        n += i\n    return n\n"
+burn = "def f():\n    n = 0\n    for i in range(15_000_000):\n        n += i\n    return n\n"
 jobs = [{"code": burn, "entry": "f", "calls": marshal.dumps([[[], {}]], 2), "limits": limits} for _ in range(2)]
 with WorkerPool(workers=1) as pool:
     cpu = sum(r["cpu_s"] for _, r in pool.run(jobs))
@@ -97,5 +99,45 @@ def test_a_closed_pool_accounts_every_candidates_cpu_time_to_its_caller():
     done = subprocess.run([sys.executable, "-c", ACCOUNTING_PROBE], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     candidates_cpu, children_cpu = map(float, done.stdout.split())
-    assert candidates_cpu > 0.2
+    assert candidates_cpu > 0.5  # well above a fork server's own start-up CPU
     assert children_cpu >= candidates_cpu
+
+
+def test_shutdown_waits_nest_so_no_stage_is_killed_while_the_one_below_still_works():
+    from greenloop.sandbox import pool, server, zygote
+    assert zygote.KILL_WAIT_S < server.ZYGOTE_EXIT_WAIT_S < pool.STOP_WAIT_S
+
+
+def _descendants(pid: int) -> set[int]:
+    found, stack = set(), [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/children") as fh:
+                    kids = [int(c) for c in fh.read().split()]
+                found.update(kids)
+                stack.extend(kids)
+        except OSError:
+            pass
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("isolation", ["auto", "none"])
+def test_closing_the_pool_leaves_no_zygote_or_spare_child(isolation):
+    with WorkerPool(workers=1, isolation=isolation) as pool:
+        assert [r["status"] for _, r in pool.run(_small_jobs(2))] == ["exited", "exited"]
+        below = _descendants(pool.workers[0].process.pid)
+        assert len(below) >= 2  # the zygote and its spare child, at least
+    deadline = time.monotonic() + 5
+    while any(_alive(p) for p in below) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not [p for p in below if _alive(p)]
