@@ -43,7 +43,7 @@ TARGET_CV = 0.02
 def noise(verifier: KernelVerifier, problems, repeats: int, min_s: float, stop_at: float) -> list[dict]:
     rows = []
     for problem in problems:
-        if time.monotonic() > stop_at:
+        if time.monotonic() >= stop_at:
             print(f"--max-minutes reached: noise measured on {len(rows)} problems", flush=True)
             break
         reference = verifier.reference(problem)
@@ -59,7 +59,7 @@ def noise(verifier: KernelVerifier, problems, repeats: int, min_s: float, stop_a
             frame, _ = timing_run(verifier, problem, reference, None)
             medians.append(statistics.median(frame["times"]))
         cv = statistics.pstdev(medians) / statistics.fmean(medians)
-        spread = max(medians) / min(medians) - 1  # what the noise floor would be from all of them
+        spread = max(medians) / max(min(medians), 1e-12) - 1  # what the noise floor would be from all of them
         rows.append({"problem": problem.name, "median_ms": 1e3 * statistics.median(medians), "cv": cv,
                      "spread": spread, "medians_ms": [1e3 * m for m in medians], "repeats": repeats})
         print(f"{problem.name:<34} median {1e3 * statistics.median(medians):7.3f} ms  CV {cv:6.2%}  "
@@ -119,7 +119,7 @@ def main() -> int:
     os.makedirs("benchmarks/out", exist_ok=True)
     name = "kernel_timing.json" if args.device == "cpu" else f"kernel_timing_{args.device.replace(':', '')}.json"
     with open(os.path.join("benchmarks/out", name), "w") as fh:
-        json.dump({"device": args.device, "noise": rows, "throughput": speed, "target_cv": TARGET_CV}, fh,
+        json.dump({"device": args.device, "max_minutes": args.max_minutes, "noise": rows, "throughput": speed, "target_cv": TARGET_CV}, fh,
                   indent=2)
     return 0
 

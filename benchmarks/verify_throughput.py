@@ -253,8 +253,9 @@ def own_code_cpu(samples: list[Sample], problems: dict, plans: dict) -> float:
     """CPU seconds the candidates' own code takes with no sandbox and no judging: each
     program (prompt + completion, compiled beforehand) runs in a fresh namespace in this
     process, then its entry point on the calls greenloop's plan sends the child (all of
-    them for a correct candidate, the first for a wrong variant, which fails there). No
-    verifier can spend less CPU per candidate than this, whatever its isolation."""
+    them for a correct candidate, the first for a wrong variant, which fails there). An
+    approximate lower bound on any verifier's CPU per candidate: it leaves out checks that
+    run beside the candidate (none in HumanEval) and a fresh process's cold caches."""
     import marshal
 
     jobs = []
@@ -266,8 +267,11 @@ def own_code_cpu(samples: list[Sample], problems: dict, plans: dict) -> float:
     started = time.process_time()
     for code, entry, calls in jobs:
         namespace = {"__name__": "__candidate__"}
-        exec(code, namespace)
-        function = namespace[entry]
+        try:
+            exec(code, namespace)
+            function = namespace[entry]
+        except Exception:
+            continue
         for args, kwargs in calls:
             try:
                 function(*args, **kwargs)
@@ -298,6 +302,18 @@ def bare_fork_cpu_ms(n: int = 2000) -> float:
     process pays per candidate, before isolation, messages or judging."""
     done = subprocess.run([sys.executable, "-c", FORK_PROBE, str(n)], capture_output=True, text=True, check=True)
     return float(done.stdout)
+
+
+def print_floor(own_s: float, anchor: dict, warm: dict) -> tuple[float, float]:
+    """What any fresh-process verifier must spend per candidate, beside greenloop's figure."""
+    own_ms, fork_ms = 1000 * own_s, bare_fork_cpu_ms()
+    print(f"  the candidates' own code, in-process with no sandbox and no judging: {own_ms:.2f} ms CPU per candidate "
+          f"(median of 3); {TARGET_RATIO:g}x the anchor's candidates per CPU-second allows "
+          f"{anchor['cpu_ms_per_candidate'] / TARGET_RATIO:.2f} ms in all; greenloop warm spends "
+          f"{warm['cpu_ms_per_candidate'] - own_ms:.2f} ms beyond it")
+    print(f"  a bare fork + exit + wait of a fresh interpreter (smaller than greenloop's zygote), doing nothing "
+          f"else: {fork_ms:.2f} ms CPU, the least a fresh forked process per candidate costs")
+    return own_ms, fork_ms
 
 
 def summarize(name: str, seconds: list[float], cpu: list[float], n: int, passed: list[bool], memory: dict) -> dict:
@@ -424,7 +440,6 @@ def main(argv: list[str]) -> int:
             isolation = dict(verifier.isolation)
             workers = verifier.pool.size
             list(verifier.verify(candidates))  # untimed warm-up pass
-            own_cpu = statistics.median(own_code_cpu(samples, problems, verifier.plans) for _ in range(3))
             for r in range(args.repeats):
                 cpu = tree_cpu_seconds(sampler.pid)
                 started = time.perf_counter()
@@ -439,6 +454,8 @@ def main(argv: list[str]) -> int:
                 print(f"  greenloop warm run {r + 1}: {seconds:.2f} s, CPU {warm_cpu[-1]:.1f} s, "
                       f"{sum(v.passed for v in verdicts)} passed, load average {os.getloadavg()[0]:.2f}")
         warm_memory = sampler.stop()
+        # outside the memory window: it runs the programs in this process
+        own_cpu = statistics.median(own_code_cpu(samples, problems, verifier.plans) for _ in range(3))
 
         for k, verdicts in enumerate(cold_verdicts):
             disagreements += compare(samples, he_passed, he_text, verdicts, f"cold{k + 1}")
@@ -488,14 +505,7 @@ def main(argv: list[str]) -> int:
           f"about {TARGET_RATE_2_CORES:g} cand/s on 2 cores, warm is {warm['candidates_per_s']:.0f} on {cores})")
     print(f"  in candidates per CPU-second (less sensitive to other load on the machine): "
           f"cold {cpu_ratio_cold:.2f}x   warm {cpu_ratio_warm:.2f}x")
-    own_ms = 1000 * own_cpu / n
-    fork_ms = bare_fork_cpu_ms()
-    print(f"  the candidates' own code, in-process with no sandbox and no judging: {own_ms:.2f} ms CPU per candidate "
-          f"(median of 3); {TARGET_RATIO:g}x the anchor's candidates per CPU-second allows "
-          f"{anchor['cpu_ms_per_candidate'] / TARGET_RATIO:.2f} ms in all; greenloop warm spends "
-          f"{warm['cpu_ms_per_candidate'] - own_ms:.2f} ms beyond the candidates' own code")
-    print(f"  a bare fork + exit + wait of this interpreter, doing nothing else: {fork_ms:.2f} ms CPU "
-          f"(the least a fresh forked process per candidate costs)")
+    own_ms, fork_ms = print_floor(own_cpu / n, anchor, warm)
     print(f"  load average (1 min) at start {load_start:.2f}, at end {os.getloadavg()[0]:.2f}: other work on the "
           f"machine slows both sides; compare the CPU figures when it is not near 0")
     if disagreements:
