@@ -9,7 +9,9 @@ of `greenloop kernels verify`: 10 warm-up calls, 30 timed trials per measurement
    the verifier does for each candidate). The coefficient of variation (standard
    deviation / mean) of those medians is the noise a speedup is judged against; their
    spread (largest / smallest - 1) is what the verifier's noise floor would be from them,
-   printed as the widest among problems under 1 ms a call and among the rest.
+   printed as the widest among problems under 1 ms a call and among the rest. Beside
+   them, the drift within one process: the CV of the medians of 4 consecutive blocks of
+   one measurement's trials (the machine's own noise over about a second).
    Target: <= 2% (the anchor: the issue's target for problems over 1 ms on a CPU).
 2. Throughput. Each problem's reference plus three wrong candidates (a wrong answer, an
    input mutation, a cached answer), verified with and without timing: candidates per
@@ -40,6 +42,18 @@ from tests.kernels.candidates import KINDS, candidate  # noqa: E402
 TARGET_CV = 0.02
 
 
+def block_cv(times: list[float], blocks: int = 4) -> float:
+    """CV of the medians of a measurement's consecutive blocks of trials: how much the
+    timing drifts within one process over its second or so, where placement in memory
+    and the process's start-up cannot differ. What is left of the between-process CV
+    beyond this is the process's own doing."""
+    size = len(times) // blocks
+    if size < 3:
+        return float("nan")
+    medians = [statistics.median(times[i * size:(i + 1) * size]) for i in range(blocks)]
+    return statistics.pstdev(medians) / statistics.fmean(medians)
+
+
 def noise(verifier: KernelVerifier, problems, repeats: int, min_s: float, stop_at: float) -> list[dict]:
     rows = []
     for problem in problems:
@@ -54,16 +68,19 @@ def noise(verifier: KernelVerifier, problems, repeats: int, min_s: float, stop_a
         first = statistics.median(frame["times"])
         if first < min_s:
             continue
-        medians = [first]
+        medians, within = [first], [block_cv(frame["times"])]
         for _ in range(repeats - 1):
             frame, _ = timing_run(verifier, problem, reference, None)
             medians.append(statistics.median(frame["times"]))
+            within.append(block_cv(frame["times"]))
         cv = statistics.pstdev(medians) / statistics.fmean(medians)
+        within_cv = statistics.median(within)
         spread = max(medians) / max(min(medians), 1e-12) - 1  # what the noise floor would be from all of them
         rows.append({"problem": problem.name, "median_ms": 1e3 * statistics.median(medians), "cv": cv,
-                     "spread": spread, "medians_ms": [1e3 * m for m in medians], "repeats": repeats})
+                     "spread": spread, "medians_ms": [1e3 * m for m in medians], "repeats": repeats,
+                     "within_process_cv": within_cv})
         print(f"{problem.name:<34} median {1e3 * statistics.median(medians):7.3f} ms  CV {cv:6.2%}  "
-              f"spread {spread:6.1%}  ({repeats} measurements)", flush=True)
+              f"spread {spread:6.1%}  ({repeats} measurements; within one: CV {within_cv:5.2%})", flush=True)
     return rows
 
 
@@ -103,9 +120,11 @@ def main() -> int:
     worst = max((r["cv"] for r in rows), default=float("nan"))
     median_cv = statistics.median(r["cv"] for r in rows) if rows else float("nan")
     within = sum(r["cv"] <= TARGET_CV for r in rows)
+    within_process = statistics.median(r["within_process_cv"] for r in rows) if rows else float("nan")
     print(f"\ntiming noise ({args.device}) over {len(rows)} problems > {args.min_ms:g} ms: "
           f"median CV {median_cv:.2%}, worst {worst:.2%}; "
           f"{within}/{len(rows)} within the {TARGET_CV:.0%} target; median CV / target = {median_cv / TARGET_CV:.2f}")
+    print(f"drift within one process (CV of 4 consecutive blocks of trials), median over problems: {within_process:.2%}")
     for label, group in (("under 1 ms", [r for r in rows if r["median_ms"] < 1]),
                          ("1 ms or more", [r for r in rows if r["median_ms"] >= 1])):
         if group:
