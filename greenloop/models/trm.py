@@ -262,8 +262,11 @@ class TRMForRepair(TRMInference, PreTrainedModel):
         if self.config.rope_2d:
             L, W = input_ids.shape[1:]
             quarter = self.config.hidden_size // self.config.num_attention_heads // 4
-            lines = torch.arange(L, device=input_ids.device).repeat_interleave(W)  # (N,)
-            columns = torch.arange(W, device=input_ids.device).repeat(L)  # (N,)
+            # Each cell's line and column, by broadcasting: the ONNX exporter (dynamo) turned
+            # repeat_interleave into an Expand that fails at run time for a grid whose
+            # line count differs from its column count.
+            lines = torch.arange(L, device=input_ids.device)[:, None].expand(L, W).reshape(-1)  # (N,)
+            columns = torch.arange(W, device=input_ids.device)[None, :].expand(L, W).reshape(-1)  # (N,)
             cos_c, sin_c = rotary_cos_sin(columns, 2 * quarter)  # (1, 1, N, quarter)
             cos_l, sin_l = rotary_cos_sin(lines, 2 * quarter)
             rotary = (torch.cat((cos_c, cos_l), dim=-1), torch.cat((sin_c, sin_l), dim=-1))

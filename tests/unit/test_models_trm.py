@@ -158,7 +158,7 @@ def test_repair_keeps_each_examples_answer_from_its_halting_step():
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
-@pytest.mark.parametrize("dynamo", [pytest.param(True, marks=pytest.mark.slow), False])
+@pytest.mark.parametrize("dynamo", [True, False])
 def test_onnx_export_of_fixed_steps_matches_pytorch(tmp_path, dynamo):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
