@@ -97,6 +97,25 @@ def throughput(problems, timing: bool, device: str) -> dict:
             "candidates_per_s": count / seconds}
 
 
+def print_noise(rows: list[dict], args) -> None:
+    if not rows:
+        print(f"\ntiming noise ({args.device}): no problem measured")
+        return
+    cvs = [r["cv"] for r in rows]
+    median_cv, within = statistics.median(cvs), sum(cv <= TARGET_CV for cv in cvs)
+    print(f"\ntiming noise ({args.device}) over {len(rows)} problems > {args.min_ms:g} ms: "
+          f"median CV {median_cv:.2%}, worst {max(cvs):.2%}; "
+          f"{within}/{len(rows)} within the {TARGET_CV:.0%} target; median CV / target = {median_cv / TARGET_CV:.2f}")
+    within_process = statistics.median(r["within_process_cv"] for r in rows)
+    print(f"drift within one process (CV of 4 consecutive blocks of trials), median over problems: {within_process:.2%}")
+    for label, group in (("under 1 ms", [r for r in rows if r["median_ms"] < 1]),
+                         ("1 ms or more", [r for r in rows if r["median_ms"] >= 1])):
+        if group:
+            widest = max(group, key=lambda r: r["spread"])
+            print(f"widest spread between {args.repeats} processes, {len(group)} problems {label}: "
+                  f"{widest['spread']:.1%} ({widest['problem']}, {widest['median_ms']:.3f} ms)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=8)
@@ -112,25 +131,14 @@ def main() -> int:
     if args.problems:
         wanted = set(args.problems.split(","))
         problems = [p for p in problems if p.name in wanted]
-    with KernelVerifier(KernelConfig(device=args.device)) as verifier:
-        stop_at = time.monotonic() + 60 * args.max_minutes if args.max_minutes is not None else float("inf")
-        rows = noise(verifier, problems, args.repeats, args.min_ms / 1e3, stop_at)
+    rows = []
+    if args.max_minutes != 0:
+        with KernelVerifier(KernelConfig(device=args.device)) as verifier:
+            stop_at = time.monotonic() + 60 * args.max_minutes if args.max_minutes is not None else float("inf")
+            rows = noise(verifier, problems, args.repeats, args.min_ms / 1e3, stop_at)
     speed = [] if args.no_throughput else [throughput(problems, False, args.device),
                                            throughput(problems, True, args.device)]
-    worst = max((r["cv"] for r in rows), default=float("nan"))
-    median_cv = statistics.median(r["cv"] for r in rows) if rows else float("nan")
-    within = sum(r["cv"] <= TARGET_CV for r in rows)
-    within_process = statistics.median(r["within_process_cv"] for r in rows) if rows else float("nan")
-    print(f"\ntiming noise ({args.device}) over {len(rows)} problems > {args.min_ms:g} ms: "
-          f"median CV {median_cv:.2%}, worst {worst:.2%}; "
-          f"{within}/{len(rows)} within the {TARGET_CV:.0%} target; median CV / target = {median_cv / TARGET_CV:.2f}")
-    print(f"drift within one process (CV of 4 consecutive blocks of trials), median over problems: {within_process:.2%}")
-    for label, group in (("under 1 ms", [r for r in rows if r["median_ms"] < 1]),
-                         ("1 ms or more", [r for r in rows if r["median_ms"] >= 1])):
-        if group:
-            widest = max(group, key=lambda r: r["spread"])
-            print(f"widest spread between {args.repeats} processes, {len(group)} problems {label}: "
-                  f"{widest['spread']:.1%} ({widest['problem']}, {widest['median_ms']:.3f} ms)")
+    print_noise(rows, args)
     for row in speed:
         label = "with timing" if row["timing"] else "correctness only"
         print(f"throughput ({label}): {row['candidates']} candidates in {row['seconds']:.1f} s = "
