@@ -34,9 +34,9 @@ def min_floor(reference_median_s: float, device: str = "cpu") -> float:
     - CPU: the same code timed in two processes on a 2-core CPU differed by up to 2x
       (relu against itself: 0.55x; an RMS norm of 0.13 ms: 0.51x).
     - GPU: on an H100 the built-in problems take 0.04-0.18 ms a call, bound by launching,
-      and the same reference timed in five processes differed by up to 2.16x (a mean over
-      one dimension, 0.08-0.10 ms); pinning the timing process to a core or 200 warm-up
-      calls did not narrow it. No kernel over 1 ms has been measured on a GPU here.
+      and the same reference timed in five processes differed by up to 2.1x (a mean over
+      one dimension, 0.10 ms: `benchmarks/kernel_timing.py --device cuda --min-ms 0`);
+      pinning the timing process to a core or 200 warm-up calls did not narrow it. No kernel over 1 ms has been measured on a GPU here.
     Three reference measurements reliably show neither."""
     if reference_median_s >= 1e-3:
         return 0.05
