@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -40,6 +41,18 @@ class SandboxError(RuntimeError):
     """The sandbox itself could not work (a worker failed to start)."""
 
 
+@dataclass(slots=True)
+class _Queued:
+    """A job sent to a worker: its deadline is set once it is first in line (None while it
+    waits behind another), and `started` once the server says it began it."""
+    job_id: int
+    index: int  # in the caller's jobs
+    job: dict
+    payload: bytes  # the job marshalled, as sent
+    deadline: float | None
+    started: bool = False
+
+
 class _Worker:
     def __init__(self, config: dict, index: int, log_dir: str):
         self.index = index
@@ -60,7 +73,7 @@ class _Worker:
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, close_fds=True)
         self.reader = wire.Reader(self.process.stdout.fileno())
         # jobs sent, in order; the first is the one running (or about to)
-        self.queue: deque[list] = deque()  # [job id, job index, job, deadline, started, payload]
+        self.queue: deque[_Queued] = deque()
         self.broken = False  # a write to it failed: it takes no more jobs
         self.isolation: dict = {}
 
@@ -205,14 +218,14 @@ class WorkerPool:
             worker.broken = True
             return False
         deadline = time.monotonic() + START_GRACE_S + job["limits"]["timeout_s"] + GRACE_S if not worker.queue else None
-        worker.queue.append([job_id, index, job, deadline, False, payload])
+        worker.queue.append(_Queued(job_id, index, job, payload, deadline))
         running[job_id] = index
         return True
 
     def _collect(self, running: dict, retry: deque, on_partial) -> Iterator[tuple[int, dict]]:
         if not running:
             return
-        deadline = min(w.queue[0][3] for w in self.workers if w.queue)
+        deadline = min(w.queue[0].deadline for w in self.workers if w.queue)
         events = self.selector.select(timeout=max(0.0, deadline - time.monotonic()))
         # Deadlines are judged as of the select: the caller may spend long on a result
         # yielded below, while a worker's next answer waits unread in its pipe.
@@ -242,26 +255,26 @@ class WorkerPool:
             if worker.reader.eof:
                 yield from self._lost(worker, running, retry, "worker_died")
         for worker in list(self.workers):
-            if worker.queue and worker not in answered and checked_at > worker.queue[0][3]:
+            if worker.queue and worker not in answered and checked_at > worker.queue[0].deadline:
                 yield from self._lost(worker, running, retry, "worker_unresponsive")
 
     @staticmethod
     def _started(worker: _Worker, job_id: int) -> None:
         """The server began this job: its own clock starts now."""
         for entry in worker.queue:
-            if entry[0] == job_id:
-                entry[3], entry[4] = time.monotonic() + entry[2]["limits"]["timeout_s"] + GRACE_S, True
+            if entry.job_id == job_id:
+                entry.deadline, entry.started = time.monotonic() + entry.job["limits"]["timeout_s"] + GRACE_S, True
 
     @staticmethod
     def _finished(worker: _Worker, job_id: int) -> None:
         """A worker runs its jobs in order: the next must start within START_GRACE_S (the
         server first clears the last one's work dir), then has its own deadline."""
         for entry in list(worker.queue):
-            if entry[0] == job_id:
+            if entry.job_id == job_id:
                 worker.queue.remove(entry)
                 break
-        if worker.queue and worker.queue[0][3] is None:
-            worker.queue[0][3] = time.monotonic() + START_GRACE_S
+        if worker.queue and worker.queue[0].deadline is None:
+            worker.queue[0].deadline = time.monotonic() + START_GRACE_S
 
     def _lost(self, worker: _Worker, running: dict, retry: deque, status: str) -> Iterator[tuple[int, dict]]:
         """Replace a dead or stuck worker. A job it had started costs that job its result;
@@ -269,15 +282,15 @@ class WorkerPool:
         queue = list(worker.queue)
         worker.queue.clear()
         self._replace(worker)
-        for job_id, index, job, _, started, payload in queue:
-            if job_id not in running:
+        for entry in queue:
+            if entry.job_id not in running:
                 continue
-            del running[job_id]
-            if started:
-                yield index, {"op": "done", "id": job_id, "lines": [], "status": status,
-                              "exit": None, "seconds": 0.0, "log": ""}
+            del running[entry.job_id]
+            if entry.started:
+                yield entry.index, {"op": "done", "id": entry.job_id, "lines": [], "status": status,
+                                    "exit": None, "seconds": 0.0, "log": ""}
             else:
-                retry.append((index, job, payload))
+                retry.append((entry.index, entry.job, entry.payload))
 
     def close(self) -> None:
         for worker in self.workers:

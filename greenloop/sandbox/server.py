@@ -347,16 +347,18 @@ def _end_zygote(pid: int, sock: socket.socket) -> None:
     exits. Waiting for it puts its CPU time, and every candidate's, into this server's
     children's usage, which the pool collects when it reaps the server."""
     sock.close()
-    deadline = time.monotonic() + ZYGOTE_EXIT_WAIT_S
     try:
-        while time.monotonic() < deadline:
-            if os.waitpid(pid, os.WNOHANG)[0]:
-                return
-            time.sleep(0.001)
-        os.kill(pid, signal.SIGKILL)
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:  # reaped already (a caller that ignores SIGCHLD)
+        return
+    try:
+        if not select.select([pidfd], [], [], ZYGOTE_EXIT_WAIT_S)[0]:
+            os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-    except ChildProcessError:  # reaped already (a caller that ignores SIGCHLD)
+    except ChildProcessError:
         pass
+    finally:
+        os.close(pidfd)
 
 
 def _zygote_main(sock: socket.socket, report: IsolationReport, config: dict, drop_uid: bool) -> None:

@@ -286,23 +286,20 @@ def _settings_changed(job: dict) -> list[str]:
 
 def _trials(job: dict, problem: dict, model, device: str, spec: dict) -> dict:
     keep_per_256 = int(job.get("keep_fraction", 0.25) * 256)
+    min_total, max_kept, max_trials = job.get("min_time_s", 0.0), job.get("max_kept", 16), job.get("max_trials", 300)
     flush = _l2_flusher(device)
     with torch.no_grad():
         last = _warm_up(job, problem, model, device, spec)
         # The kept copies' buffers, made now: keeping a copy then allocates nothing between
-        # timed calls (fresh allocations there slowed the next calls by up to 1.7x on a CPU).
-        buffers = [torch.empty_like(last) for _ in range(job.get("max_kept", 16))] \
-            if keep_per_256 and type(last) is torch.Tensor else []
+        # timed calls (fresh allocations there slowed the calls after them).
+        buffers = [torch.empty_like(last) for _ in range(max_kept)] if keep_per_256 and type(last) is torch.Tensor else []
         del last
         threads_after_warmup, patched = _thread_count(), _tampered()
         times, reservoir, threads_max, wrong_type = [], [], threads_after_warmup, None
-        min_total, max_kept, max_trials = job.get("min_time_s", 0.0), job.get("max_kept", 16), job.get("max_trials", 300)
         stop_at = _CLOCK() + 1e9 * job.get("budget_s", 3.0)  # inputs are made between trials: bound that too
         while len(times) < job["trials"] or (sum(times) < min_total and len(times) < max_trials and _CLOCK() < stop_at):
             seed = int.from_bytes(_URANDOM(4), "little")
-            # A pad of random size moves where this trial's tensors land, so an alignment
-            # that happens to suit (or hurt) a kernel is averaged over, not fixed per process.
-            pad = torch.empty(64 * int.from_bytes(_URANDOM(2), "little") % (1 << 16), dtype=torch.uint8)
+            pad = _random_pad()
             inputs, _ = make_inputs(problem, {**spec, "seed": seed})
             inputs = _to(inputs, device)
             flush()
@@ -320,12 +317,19 @@ def _trials(job: dict, problem: dict, model, device: str, spec: dict) -> dict:
             "wrong_type": wrong_type, "patched": patched}
 
 
+def _random_pad():
+    """Up to 4 MB allocated before a call's tensors: it moves where they land, so an
+    alignment that happens to suit (or hurt) a kernel is averaged over, not fixed per
+    process."""
+    return torch.empty(64 * int.from_bytes(_URANDOM(2), "little") % (1 << 16), dtype=torch.uint8)
+
+
 def _warm_up(job: dict, problem: dict, model, device: str, spec: dict):
     """`warmup` untimed calls, each on fresh inputs behind a random pad, as the trials
     are. Returns the last output."""
     out = None
     for _ in range(job["warmup"]):
-        pad = torch.empty(64 * int.from_bytes(_URANDOM(2), "little") % (1 << 16), dtype=torch.uint8)
+        pad = _random_pad()
         inputs, _ = make_inputs(problem, {**spec, "seed": int.from_bytes(_URANDOM(4), "little")})
         out = model(*_to(inputs, device))
         del pad

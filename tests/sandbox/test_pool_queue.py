@@ -10,6 +10,7 @@ import pytest
 
 from greenloop.sandbox import WorkerPool
 from greenloop.sandbox.limits import Limits
+from greenloop.sandbox.pool import _Queued
 
 PADDING = "#" + "x" * (100 << 10) + "\n"  # a job larger than a pipe's buffer (64 KiB)
 NO_ARGUMENTS = marshal.dumps([[[], {}]], 2)  # one call, f()
@@ -66,7 +67,7 @@ def test_a_lost_worker_blames_only_a_job_it_had_started():
     pool._replace = lambda worker: None
     job_a, job_b = {"name": "a"}, {"name": "b"}
     for started, blamed in ((True, [10]), (False, [])):
-        worker = SimpleNamespace(queue=deque([[1, 10, job_a, 99.0, started, b"a"], [2, 11, job_b, None, False, b"b"]]))
+        worker = SimpleNamespace(queue=deque([_Queued(1, 10, job_a, b"a", 99.0, started), _Queued(2, 11, job_b, b"b", None)]))
         running, retry = {1: 10, 2: 11}, deque()
         results = list(pool._lost(worker, running, retry, "worker_died"))
         assert [index for index, _ in results] == blamed
