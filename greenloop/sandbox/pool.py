@@ -118,13 +118,16 @@ class WorkerPool:
 
     def __init__(self, workers: int | None = None, isolation: str = "auto", hidden_paths: Iterable[str] = (),
                  limits: Limits = Limits(), warm_modules: Iterable[str] = (), devices: Iterable[str] = (),
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, root_probe: str | None = None):
         """`warm_modules` are imported by each fork server before its zygote forks, so
         candidates start with them loaded (`torch` for kernel jobs), and a module named
         by a job's `runner` must be among them. `devices` are extra /dev entries (names
         or globs, e.g. `nvidia*`) bound into the candidate's root, for GPU work. `env` adds
         variables to the fork servers' environment at start (e.g. GLIBC_TUNABLES); the
-        candidate's own environment is scrubbed regardless."""
+        candidate's own environment is scrubbed regardless. `root_probe` ("module:function",
+        the module among `warm_modules`) is run once per fork server inside a copy of the
+        candidates' minimal root, as a candidate's uid; if it raises, that server's
+        candidates get the host tree read-only instead, and the isolation notes say why."""
         if isolation not in ("auto", "none"):
             raise ValueError(f"isolation must be 'auto' or 'none', got {isolation!r}")
         self.size = workers or os.cpu_count() or 1
@@ -133,7 +136,8 @@ class WorkerPool:
         self.log_dir = tempfile.mkdtemp(prefix="greenloop-logs-")
         hidden = sorted({str(Path(p).resolve()) for p in hidden_paths})
         self.config = {"isolation": isolation, "scratch": self.scratch, "hidden": hidden, "limits": limits.to_dict(),
-                       "warm": list(warm_modules), "devices": list(devices), "env": dict(env or {})}
+                       "warm": list(warm_modules), "devices": list(devices), "env": dict(env or {}),
+                       "root_probe": root_probe}
         self.selector = selectors.DefaultSelector()
         self.workers: list[_Worker] = []
         self.next_id = 0

@@ -8,20 +8,29 @@ directories, no /tmp or /run (so no host unix sockets), no project checkouts or 
 copies, wherever they lie. Task data inside what is bound (a dataset shipped in
 site-packages) is covered as well. After pivot_root the old root is detached; only the
 work area (a private tmpfs at the scratch path) is writable.
+
+A pool that asks for devices (GPU nodes) gets those /dev entries, /sys and the
+LD_LIBRARY_PATH directories too, and may name a device check (`probe_root`) that must
+pass inside a throwaway copy of the root before its candidates are given one.
 """
 
 from __future__ import annotations
 
 import glob
+import importlib
 import os
 import platform
+import select
+import signal
 
-from greenloop.sandbox.isolation import (MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE,
-                                         MS_REC, IsolationReport, _libc, check, hide_path, interpreter_paths,
-                                         make_tree_readonly, mount)
+from greenloop.sandbox.isolation import (CLONE_NEWNS, MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID,
+                                         MS_PRIVATE, MS_REC, IsolationReport, _libc, check, drop_all_privileges,
+                                         hide_path, interpreter_paths, make_tree_readonly, mount, unshare)
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 DEVICES = ("null", "zero", "full", "random", "urandom")  # all of /dev a candidate gets
+PROBE_WAIT_S = 120.0  # starting CUDA and compiling one Triton kernel, cold
+PROBE_UID = 999_999  # below the per-candidate uids the server hands out
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 
 
@@ -46,18 +55,29 @@ def _bind_into(root: str, path: str, bound: list[str]) -> None:
 
 def _minimal_dev(root: str, extra: list[str]) -> None:
     """A /dev with only the harmless character devices, not the host's disks, kvm or fuse,
-    plus the `extra` ones the pool was asked for (GPU device nodes for kernel timing)."""
+    plus the `extra` ones the pool was asked for (GPU device nodes for kernel timing).
+    An extra entry that is a directory (/dev/nvidia-caps) is bound as a directory."""
     dev = os.path.join(root, "dev")
     os.makedirs(dev, mode=0o755, exist_ok=True)
     wanted = [*DEVICES, *(os.path.basename(p) for pattern in extra for p in glob.glob(os.path.join("/dev", pattern)))]
-    for name in wanted:
-        source = os.path.join("/dev", name)
-        if os.path.exists(source):
-            open(os.path.join(dev, name), "w").close()
-            mount(source, os.path.join(dev, name), None, MS_BIND)
+    for name in dict.fromkeys(wanted):
+        source, target = os.path.join("/dev", name), os.path.join(dev, name)
+        if os.path.isdir(source):
+            os.makedirs(target, mode=0o755, exist_ok=True)
+            mount(source, target, None, MS_BIND | MS_REC)
+        elif os.path.exists(source):
+            open(target, "w").close()
+            mount(source, target, None, MS_BIND)
     os.symlink("/proc/self/fd", os.path.join(dev, "fd"))
     for number, name in enumerate(("stdin", "stdout", "stderr")):
         os.symlink(f"/proc/self/fd/{number}", os.path.join(dev, name))
+
+
+def device_support_paths() -> list[str]:
+    """What a device's user-space driver reads besides its /dev nodes: /sys (bus and
+    topology, read-only like the rest) and the directories on LD_LIBRARY_PATH, where a
+    container often keeps the driver's libraries outside /usr."""
+    return ["/sys", *(p for p in os.environ.get("LD_LIBRARY_PATH", "").split(":") if p.startswith("/"))]
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
@@ -75,7 +95,7 @@ def build_root(report: IsolationReport, scratch: str, hidden: list[str], devices
     root = scratch
     mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=0755")
     bound: list[str] = []
-    for path in (*SYSTEM_DIRS, *interpreter_paths()):
+    for path in (*SYSTEM_DIRS, *interpreter_paths(), *(device_support_paths() if devices else ())):
         _bind_into(root, path, bound)
     _minimal_dev(root, list(devices))
     for path in hidden:
@@ -99,3 +119,50 @@ def build_root(report: IsolationReport, scratch: str, hidden: list[str], devices
     except OSError as exc:
         report.notes.append(f"could not make the new root read-only ({exc})")
     mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV, "size=512m,mode=0711")
+
+
+def probe_root(config: dict, drop_uid: bool) -> str | None:
+    """Check, before candidates depend on it, that the minimal root holds what the pool's
+    devices need: run `config["root_probe"]` ("module:function", imported by the caller
+    already) in a throwaway copy of that root, in a child with its own mount namespace,
+    under the uid a candidate would have. None if the function returned; else why not."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        answer = b"ok"
+        try:
+            os.close(read_fd)
+            _run_probe(config, drop_uid)
+        except BaseException as exc:  # noqa: BLE001 (every failure is the answer)
+            answer = f"{type(exc).__name__}: {exc}"[:300].encode()
+        finally:
+            os.write(write_fd, answer)
+            os._exit(0)
+    os.close(write_fd)
+    try:
+        if select.select([read_fd], [], [], PROBE_WAIT_S)[0]:
+            answer = os.read(read_fd, 400).decode(errors="replace") or "it ended without an answer"
+        else:
+            answer = f"no answer in {PROBE_WAIT_S:.0f} s"
+    finally:
+        os.close(read_fd)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+    return None if answer == "ok" else answer
+
+
+def _run_probe(config: dict, drop_uid: bool) -> None:
+    unshare(CLONE_NEWNS)  # the root built here is gone with this child
+    build_root(IsolationReport(), config["scratch"], config.get("hidden", []), config.get("devices", []))
+    workdir = os.path.join(config["scratch"], "probe")
+    os.mkdir(workdir, 0o700)
+    if drop_uid:
+        os.chown(workdir, PROBE_UID, PROBE_UID)
+    os.chdir(workdir)
+    os.environ["HOME"] = os.environ["TMPDIR"] = workdir
+    drop_all_privileges((PROBE_UID, PROBE_UID) if drop_uid else None)
+    module, _, name = config["root_probe"].partition(":")
+    getattr(importlib.import_module(module), name)()

@@ -28,7 +28,7 @@ from greenloop.sandbox.cleanup import remove_tree
 from greenloop.sandbox.isolation import (PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG, IsolationReport,
                                          enter_namespaces, in_user_namespace, limit_future_privileges, prctl,
                                          read_hard_limits, readonly_host_tree)
-from greenloop.sandbox.rootfs import build_root
+from greenloop.sandbox.rootfs import build_root, probe_root
 from greenloop.sandbox.seccomp import install_filter, seccomp_supported
 from greenloop.sandbox.zygote import KILL_WAIT_S, Zygote, receive, send
 
@@ -361,16 +361,27 @@ def _end_zygote(pid: int, sock: socket.socket) -> None:
         os.close(pidfd)
 
 
+def _choose_root(report: IsolationReport, config: dict, drop_uid: bool) -> None:
+    """The minimal root, unless the kernel refuses a step or the pool's device check
+    (`root_probe`) fails inside it: then the host's tree, read-only."""
+    failed = probe_root(config, drop_uid) if config.get("root_probe") else None
+    if failed:
+        report.notes.append(f"the device check failed in a minimal root ({failed}); using the host tree read-only")
+    else:
+        try:
+            build_root(report, config["scratch"], config.get("hidden", []), config.get("devices", []))
+            return
+        except OSError as exc:
+            report.notes.append(f"could not build a minimal root ({exc}); using the host tree read-only")
+    readonly_host_tree(report, config["scratch"], config.get("hidden", []))
+
+
 def _zygote_main(sock: socket.socket, report: IsolationReport, config: dict, drop_uid: bool) -> None:
     # Above the low descriptors, which prepare_zygote fills and ready_spare reuses per child.
     sock = socket.socket(fileno=fcntl.fcntl(sock.detach(), fcntl.F_DUPFD_CLOEXEC, 10))
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the server gone: this namespace goes too
     if report.level == "namespaces":
-        try:
-            build_root(report, config["scratch"], config.get("hidden", []), config.get("devices", []))
-        except OSError as exc:
-            report.notes.append(f"could not build a minimal root ({exc}); using the host tree read-only")
-            readonly_host_tree(report, config["scratch"], config.get("hidden", []))
+        _choose_root(report, config, drop_uid)
     else:
         prctl(PR_SET_CHILD_SUBREAPER, 1)
     # Once, here, rather than in every child: inherited by all of them.

@@ -38,6 +38,7 @@ from greenloop.verify import kernel_static
 from greenloop.verify.extract import extract_program, static_check
 
 RUNNER = "greenloop.verify.kernel_child"
+DEVICE_CHECK = "greenloop.verify.kernel_device"  # run once per fork server inside the root
 # Freed memory goes back to the heap and is reused, instead of each large tensor being
 # fresh pages from mmap that fault in on first touch (what glibc does by default above
 # a threshold it moves at run time): a trial then measures the kernel, not page faults,
@@ -131,7 +132,9 @@ class KernelVerifier:
         # On a GPU: its device nodes, and where the driver's libraries are found.
         env = {**SERVER_ENV, **{k: os.environ[k] for k in GPU_ENV if gpu and k in os.environ}}
         self.pool = WorkerPool(config.workers, config.isolation, limits=self.limits,
-                               devices=["nvidia*"] if gpu else [], warm_modules=["numpy", "torch", RUNNER], env=env)
+                               devices=["nvidia*"] if gpu else [], env=env,
+                               warm_modules=["numpy", "torch", RUNNER, *([DEVICE_CHECK] if gpu else [])],
+                               root_probe=f"{DEVICE_CHECK}:device_ready" if gpu else None)
         self.references: dict[str, dict] = {}
         self.reference_timings: dict[str, list[dict]] = {}  # timing frames per problem
 

@@ -88,3 +88,14 @@ def test_replaced_cuda_timing_calls_are_refused_or_caught(verifier):
     assert refused.outcome is Outcome.REJECTED and refused.stage == "static", refused.detail
     assert caught.outcome is Outcome.FAILED and caught.stage == "timing", caught.detail
     assert "Event.elapsed_time" in caught.detail
+
+
+def test_gpu_candidates_run_in_the_minimal_root(verifier):
+    """The device check passed inside the minimal root (CUDA and a Triton kernel work
+    there), so candidates did not fall back to the host tree read-only."""
+    verifier.verify(RELU, [TRITON_RELU])
+    isolation = verifier.isolation
+    if isolation["level"] != "namespaces":
+        pytest.skip("no mount namespace here")
+    assert isolation["filesystem"].startswith("minimal root"), isolation
+    assert not [note for note in isolation["notes"] if "minimal root" in note], isolation["notes"]
