@@ -113,6 +113,11 @@ class _Worker:
             pass
 
 
+def _root_rank(isolation: dict) -> int:
+    """1 where candidates got the minimal root, 0 where they got less."""
+    return int(isolation.get("filesystem", "").startswith("minimal root"))
+
+
 class WorkerPool:
     """`with WorkerPool(workers=2) as pool: for index, result in pool.run(jobs): ...`"""
 
@@ -150,7 +155,10 @@ class WorkerPool:
         except BaseException:
             self.close()
             raise
-        self.isolation = self.workers[0].isolation
+        self.isolation = min((w.isolation for w in self.workers), key=_root_rank)  # the weakest in force
+        if root_probe:  # replacement servers take this verdict instead of checking again
+            self.config = {**self.config, "root_probe": None,
+                           "root": "minimal" if _root_rank(self.isolation) else "host"}
 
     def _add_worker(self, index: int, wait: bool = True) -> _Worker:
         worker = _Worker(self.config, index, self.log_dir)

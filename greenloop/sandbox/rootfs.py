@@ -9,8 +9,8 @@ copies, wherever they lie. Task data inside what is bound (a dataset shipped in
 site-packages) is covered as well. After pivot_root the old root is detached; only the
 work area (a private tmpfs at the scratch path) is writable.
 
-A pool that asks for devices (GPU nodes) gets those /dev entries, /sys and the
-LD_LIBRARY_PATH directories too, and may name a device check (`probe_root`) that must
+A pool that asks for devices (GPU nodes) gets those /dev entries, a fresh read-only
+sysfs and the LD_LIBRARY_PATH directories that hold driver libraries too, and may name a device check (`probe_root`) that must
 pass inside a throwaway copy of the root before its candidates are given one.
 """
 
@@ -23,13 +23,16 @@ import platform
 import select
 import signal
 
+from greenloop.sandbox.child import SAFE_ENV, forget_temp_dir
 from greenloop.sandbox.isolation import (CLONE_NEWNS, MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID,
-                                         MS_PRIVATE, MS_REC, IsolationReport, _libc, check, drop_all_privileges,
-                                         hide_path, interpreter_paths, make_tree_readonly, mount, unshare)
+                                         MS_PRIVATE, MS_RDONLY, MS_REC, PR_SET_NO_NEW_PRIVS, IsolationReport, _libc,
+                                         check, drop_all_privileges, hide_path, interpreter_paths,
+                                         make_tree_readonly, mount, prctl, unshare)
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 DEVICES = ("null", "zero", "full", "random", "urandom")  # all of /dev a candidate gets
 PROBE_WAIT_S = 120.0  # starting CUDA and compiling one Triton kernel, cold
+PROBE_REAP_S = 10.0  # for a killed probe stuck in a driver call
 PROBE_UID = 999_999  # below the per-candidate uids the server hands out
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 
@@ -73,11 +76,28 @@ def _minimal_dev(root: str, extra: list[str]) -> None:
         os.symlink(f"/proc/self/fd/{number}", os.path.join(dev, name))
 
 
-def device_support_paths() -> list[str]:
-    """What a device's user-space driver reads besides its /dev nodes: /sys (bus and
-    topology, read-only like the rest) and the directories on LD_LIBRARY_PATH, where a
-    container often keeps the driver's libraries outside /usr."""
-    return ["/sys", *(p for p in os.environ.get("LD_LIBRARY_PATH", "").split(":") if p.startswith("/"))]
+def driver_library_dirs() -> list[str]:
+    """The directories on LD_LIBRARY_PATH that hold a GPU driver's libraries (libcuda,
+    libnvidia-*), which a container often keeps outside /usr. Only those: a user's
+    other library paths (a home directory, a build tree) stay out of the root."""
+    dirs = []
+    for path in os.environ.get("LD_LIBRARY_PATH", "").split(":"):
+        if path.startswith("/") and os.path.realpath(path) != "/" and os.path.isdir(path):
+            if glob.glob(os.path.join(path, "libcuda*")) or glob.glob(os.path.join(path, "libnvidia*")):
+                dirs.append(path)
+    return dirs
+
+
+def _fresh_sysfs(root: str, report: IsolationReport) -> None:
+    """A sysfs of this namespace's own, read-only, for a device's user-space driver (bus
+    and topology): no host cgroup tree or other mounts beneath it, and only this
+    namespace's network devices."""
+    target = os.path.join(root, "sys")
+    os.makedirs(target, mode=0o755, exist_ok=True)
+    try:
+        mount("sysfs", target, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    except OSError as exc:
+        report.notes.append(f"could not mount a sysfs for the devices ({exc})")
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
@@ -95,9 +115,11 @@ def build_root(report: IsolationReport, scratch: str, hidden: list[str], devices
     root = scratch
     mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=0755")
     bound: list[str] = []
-    for path in (*SYSTEM_DIRS, *interpreter_paths(), *(device_support_paths() if devices else ())):
+    for path in (*SYSTEM_DIRS, *interpreter_paths(), *(driver_library_dirs() if devices else ())):
         _bind_into(root, path, bound)
     _minimal_dev(root, list(devices))
+    if devices:
+        _fresh_sysfs(root, report)
     for path in hidden:
         real = os.path.realpath(path)
         hide_path(path, root + real, report)
@@ -125,7 +147,8 @@ def probe_root(config: dict, drop_uid: bool) -> str | None:
     """Check, before candidates depend on it, that the minimal root holds what the pool's
     devices need: run `config["root_probe"]` ("module:function", imported by the caller
     already) in a throwaway copy of that root, in a child with its own mount namespace,
-    under the uid a candidate would have. None if the function returned; else why not."""
+    set up as a candidate is (uid, no groups, scrubbed environment, no new privileges).
+    None if the function returned; else why not. Whatever it started is killed."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -146,23 +169,42 @@ def probe_root(config: dict, drop_uid: bool) -> str | None:
             answer = f"no answer in {PROBE_WAIT_S:.0f} s"
     finally:
         os.close(read_fd)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        os.waitpid(pid, 0)
+        _end_probe(pid)
     return None if answer == "ok" else answer
 
 
+def _end_probe(pid: int) -> None:
+    """Kill the probe's process group (a compiler it started too) and reap the probe,
+    waiting at most PROBE_REAP_S for one stuck in a driver call."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    pidfd = os.pidfd_open(pid)
+    try:
+        if select.select([pidfd], [], [], PROBE_REAP_S)[0]:
+            os.waitpid(pid, 0)
+    finally:
+        os.close(pidfd)
+
+
 def _run_probe(config: dict, drop_uid: bool) -> None:
+    os.setsid()  # a group of its own, so everything it starts dies with it
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1):  # the fork server's control pipes: nothing here may write to them
+        os.dup2(devnull, fd)
     unshare(CLONE_NEWNS)  # the root built here is gone with this child
     build_root(IsolationReport(), config["scratch"], config.get("hidden", []), config.get("devices", []))
     workdir = os.path.join(config["scratch"], "probe")
     os.mkdir(workdir, 0o700)
     if drop_uid:
         os.chown(workdir, PROBE_UID, PROBE_UID)
+        os.setgroups([])
     os.chdir(workdir)
-    os.environ["HOME"] = os.environ["TMPDIR"] = workdir
+    os.environ.clear()
+    os.environ.update({**SAFE_ENV, "HOME": workdir, "TMPDIR": workdir})
+    forget_temp_dir()
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
     drop_all_privileges((PROBE_UID, PROBE_UID) if drop_uid else None)
     module, _, name = config["root_probe"].partition(":")
     getattr(importlib.import_module(module), name)()

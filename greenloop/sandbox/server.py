@@ -367,6 +367,8 @@ def _choose_root(report: IsolationReport, config: dict, drop_uid: bool) -> None:
     failed = probe_root(config, drop_uid) if config.get("root_probe") else None
     if failed:
         report.notes.append(f"the device check failed in a minimal root ({failed}); using the host tree read-only")
+    elif config.get("root") == "host":
+        report.notes.append("the pool's device check failed in a minimal root; using the host tree read-only")
     else:
         try:
             build_root(report, config["scratch"], config.get("hidden", []), config.get("devices", []))
