@@ -51,13 +51,6 @@ MAX_FD = 1 << 16
 READ_BYTES = 1 << 16  # a read buffer of 1 MB would be a fresh mapping (mmap, mremap) per read
 
 
-def forget_temp_dir() -> None:
-    """A temp dir `tempfile` chose before the fork (the host's /tmp) is forgotten, so the
-    first one a child asks for comes from its own TMPDIR, its work dir."""
-    if "tempfile" in sys.modules:
-        sys.modules["tempfile"].tempdir = None
-
-
 def prepare_zygote(drop_groups: bool) -> None:
     """Once, in the zygote: the parts of a child's set-up that are the same for every
     child, inherited through fork. Each step a fresh child takes itself copies the pages
@@ -66,7 +59,8 @@ def prepare_zygote(drop_groups: bool) -> None:
     receives never land there (`ready_spare` puts a child's own ones there)."""
     os.environ.clear()
     os.environ.update(SAFE_ENV)
-    forget_temp_dir()
+    if "tempfile" in sys.modules:  # a temp dir chosen before (the host's /tmp) is forgotten:
+        sys.modules["tempfile"].tempdir = None  # a child's comes from its TMPDIR, its work dir
     sys.argv = ["candidate"]
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the file cap fail; they don't kill
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

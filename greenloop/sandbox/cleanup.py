@@ -1,8 +1,10 @@
-"""Removing what a candidate left behind, however it is shaped."""
+"""Removing what a candidate left behind, however it is shaped, and reaping the
+sandbox's own helper processes within a time limit."""
 
 from __future__ import annotations
 
 import os
+import select
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 
@@ -68,3 +70,21 @@ def _try(func, *args, **kwargs) -> bool:
         return True
     except OSError:
         return False
+
+
+def reap_within(pid: int, seconds: float) -> bool:
+    """Wait up to `seconds` for the child `pid` to end, and reap it. False if it is
+    still running then; True once reaped, also by someone else already."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        if not select.select([pidfd], [], [], seconds)[0]:
+            return False
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+    finally:
+        os.close(pidfd)
+    return True

@@ -10,12 +10,14 @@ site-packages) is covered as well. After pivot_root the old root is detached; on
 work area (a private tmpfs at the scratch path) is writable.
 
 A pool that asks for devices (GPU nodes) gets those /dev entries, a fresh read-only
-sysfs and the LD_LIBRARY_PATH directories that hold driver libraries too, and may name a device check (`probe_root`) that must
-pass inside a throwaway copy of the root before its candidates are given one.
+sysfs and the LD_LIBRARY_PATH directories that hold driver libraries too, and may name
+a device check (`probe_root`) that must pass inside a throwaway copy of the root before
+its candidates are given one.
 """
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import importlib
 import os
@@ -23,7 +25,8 @@ import platform
 import select
 import signal
 
-from greenloop.sandbox.child import SAFE_ENV, forget_temp_dir
+from greenloop.sandbox.child import prepare_zygote
+from greenloop.sandbox.cleanup import reap_within
 from greenloop.sandbox.isolation import (CLONE_NEWNS, MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID,
                                          MS_PRIVATE, MS_RDONLY, MS_REC, PR_SET_NO_NEW_PRIVS, IsolationReport, _libc,
                                          check, drop_all_privileges, hide_path, interpreter_paths,
@@ -155,6 +158,8 @@ def probe_root(config: dict, drop_uid: bool) -> str | None:
         answer = b"ok"
         try:
             os.close(read_fd)
+            # Above the descriptors prepare_zygote points at /dev/null (0-4).
+            write_fd = fcntl.fcntl(write_fd, fcntl.F_DUPFD_CLOEXEC, 10)
             _run_probe(config, drop_uid)
         except BaseException as exc:  # noqa: BLE001 (every failure is the answer)
             answer = f"{type(exc).__name__}: {exc}"[:300].encode()
@@ -169,41 +174,25 @@ def probe_root(config: dict, drop_uid: bool) -> str | None:
             answer = f"no answer in {PROBE_WAIT_S:.0f} s"
     finally:
         os.close(read_fd)
-        _end_probe(pid)
+        try:  # its process group: a compiler it started too
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        reap_within(pid, PROBE_REAP_S)  # one stuck in a driver call is left to the zygote
     return None if answer == "ok" else answer
-
-
-def _end_probe(pid: int) -> None:
-    """Kill the probe's process group (a compiler it started too) and reap the probe,
-    waiting at most PROBE_REAP_S for one stuck in a driver call."""
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    pidfd = os.pidfd_open(pid)
-    try:
-        if select.select([pidfd], [], [], PROBE_REAP_S)[0]:
-            os.waitpid(pid, 0)
-    finally:
-        os.close(pidfd)
 
 
 def _run_probe(config: dict, drop_uid: bool) -> None:
     os.setsid()  # a group of its own, so everything it starts dies with it
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1):  # the fork server's control pipes: nothing here may write to them
-        os.dup2(devnull, fd)
     unshare(CLONE_NEWNS)  # the root built here is gone with this child
     build_root(IsolationReport(), config["scratch"], config.get("hidden", []), config.get("devices", []))
+    prepare_zygote(drop_groups=drop_uid)  # what every candidate inherits, the control pipes off
     workdir = os.path.join(config["scratch"], "probe")
     os.mkdir(workdir, 0o700)
     if drop_uid:
         os.chown(workdir, PROBE_UID, PROBE_UID)
-        os.setgroups([])
     os.chdir(workdir)
-    os.environ.clear()
-    os.environ.update({**SAFE_ENV, "HOME": workdir, "TMPDIR": workdir})
-    forget_temp_dir()
+    os.environ["HOME"] = os.environ["TMPDIR"] = workdir
     prctl(PR_SET_NO_NEW_PRIVS, 1)
     drop_all_privileges((PROBE_UID, PROBE_UID) if drop_uid else None)
     module, _, name = config["root_probe"].partition(":")

@@ -24,7 +24,7 @@ import time
 from greenloop.sandbox import wire
 from greenloop.sandbox.cgroups import WorkerCgroups
 from greenloop.sandbox.child import prepare_zygote
-from greenloop.sandbox.cleanup import remove_tree
+from greenloop.sandbox.cleanup import reap_within, remove_tree
 from greenloop.sandbox.isolation import (PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG, IsolationReport,
                                          enter_namespaces, in_user_namespace, limit_future_privileges, prctl,
                                          read_hard_limits, readonly_host_tree)
@@ -347,18 +347,9 @@ def _end_zygote(pid: int, sock: socket.socket) -> None:
     exits. Waiting for it puts its CPU time, and every candidate's, into this server's
     children's usage, which the pool collects when it reaps the server."""
     sock.close()
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:  # reaped already (a caller that ignores SIGCHLD)
-        return
-    try:
-        if not select.select([pidfd], [], [], ZYGOTE_EXIT_WAIT_S)[0]:
-            os.kill(pid, signal.SIGKILL)
+    if not reap_within(pid, ZYGOTE_EXIT_WAIT_S):
+        os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
-    finally:
-        os.close(pidfd)
 
 
 def _choose_root(report: IsolationReport, config: dict, drop_uid: bool) -> None:

@@ -9,11 +9,12 @@ and the isolation notes carry the error (see `greenloop.sandbox.rootfs.probe_roo
 from __future__ import annotations
 
 import importlib.util
-import os
 
 import torch
 
-# Written to a file and imported, as candidates are: Triton's @jit reads source back.
+from greenloop.verify.kernel_child import load_source
+
+# Loaded from a file in the work dir, as candidates are: Triton's @jit reads source back.
 TRITON_TWICE = '''
 import triton
 import triton.language as tl
@@ -34,13 +35,8 @@ def device_ready() -> None:
         raise RuntimeError("a CUDA addition gave a wrong sum")
     if importlib.util.find_spec("triton") is None:
         return
-    path = os.path.join(os.getcwd(), "greenloop_device_check.py")
-    with open(path, "w") as fh:
-        fh.write(TRITON_TWICE)
-    spec = importlib.util.spec_from_file_location("greenloop_device_check", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    twice = load_source(TRITON_TWICE, "greenloop_device_check")["twice"]
     out = torch.empty_like(x)
-    module.twice[(8,)](x, out, x.numel(), BLOCK=128)
+    twice[(8,)](x, out, x.numel(), BLOCK=128)
     if not torch.equal(out, x * 2):
         raise RuntimeError("a Triton kernel compiled but gave a wrong answer")
