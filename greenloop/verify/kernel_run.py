@@ -36,7 +36,8 @@ def min_floor(reference_median_s: float, device: str = "cpu") -> float:
     - GPU: on an H100 the built-in problems take 0.04-0.18 ms a call, bound by launching,
       and the same reference timed in five processes differed by up to 2.1x (a mean over
       one dimension, 0.10 ms: `benchmarks/kernel_timing.py --device cuda --min-ms 0`);
-      pinning the timing process to a core or 200 warm-up calls did not narrow it. No kernel over 1 ms has been measured on a GPU here.
+      pinning the timing process to a core or 200 warm-up calls did not narrow it. No
+      kernel over 1 ms has been measured on a GPU here.
     Three reference measurements reliably show neither."""
     if reference_median_s >= 1e-3:
         return 0.05
