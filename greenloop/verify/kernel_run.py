@@ -1,7 +1,10 @@
 """Running the kernel funnel for one problem's candidates: correctness jobs in parallel,
-then timing one job at a time (pinned to one core on a CPU, so trials do not share it),
-with the reference timed in three processes for the noise floor and again beside any speedup that
-needs a re-check. See `kernel_verify` for the stages and the reward.
+then timing one job at a time (pinned to one core on a CPU, so trials do not share it).
+On a CPU each timing job is paired (`kernel_paired`): the reference takes a turn after
+every candidate trial, and the reference paired with itself three times gives the noise
+floor. On a GPU the reference is timed in three processes of its own for the noise floor
+and again beside any speedup that needs a re-check. See `kernel_verify` for the stages
+and the reward.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from greenloop.verify.kernel_compare import compare_output, inputs_changed
 from greenloop.verify.kernel_frames import ReferenceError, frames_of, job_failure
 from greenloop.verify.kernel_timing import (
     noise_floor,
+    paired_floor,
+    paired_interval,
     speedup_interval,
     summarise,
     within_noise,
@@ -150,14 +155,20 @@ def timing_spec(reference: dict) -> dict:
     return {**first["spec"], "init": first["init"]}
 
 
+def is_paired(config) -> bool:
+    return config.paired and config.device == "cpu"
+
+
 def timing_run(verifier, problem, reference: dict, program: str | None) -> tuple[dict | None, str]:
     """One timing job; (the child's timing frame, "") or (None, why it failed). A frame
-    that is not what the harness writes counts as a failure."""
+    that is not what the harness writes counts as a failure. Paired, the frame holds the
+    reference's trial times too, one per candidate trial."""
     config = verifier.config
+    paired = is_paired(config)
     job = verifier.job("timing", problem=problem.source, candidate=program, spec=timing_spec(reference),
                         warmup=config.warmup, trials=config.trials, min_time_s=config.min_time_s,
                         keep_fraction=config.keep_fraction,  # the reference's too: the same work between trials
-                        cpu=_timing_cpu() if config.device == "cpu" else None)
+                        cpu=_timing_cpu() if config.device == "cpu" else None, paired=paired)
     (result,) = verifier.run_jobs([job])
     phases, _, _ = frames_of(result)
     frame = phases.get("timing")
@@ -167,12 +178,19 @@ def timing_run(verifier, problem, reference: dict, program: str | None) -> tuple
             return None, "out of memory while timed"
         why = f"{frame['raise']}: {frame.get('msg', '')}" if frame and "raise" in frame else \
             (failure[1] if failure else "no timing result")
+        if frame and frame.get("raise") == "TimedProcessEnded" and result.get("log", "").strip():
+            why += "; its last words: " + result["log"].strip().splitlines()[-1][-200:]
         return None, why
     times = frame.get("times")
-    if not (isinstance(times, list) and times and all(isinstance(t, (int, float)) and 0 <= t < 1e4 for t in times)
-            and isinstance(frame.get("kept", []), list)):
+    if not (_trial_times(times) and isinstance(frame.get("kept", []), list)):
         return None, "malformed timing result"
+    if paired and not (_trial_times(frame.get("reference_times")) and len(frame["reference_times"]) == len(times)):
+        return None, "the timed process stopped out of step with the reference's turns"
     return frame, ""
+
+
+def _trial_times(times) -> bool:
+    return isinstance(times, list) and bool(times) and all(isinstance(t, (int, float)) and 0 <= t < 1e4 for t in times)
 
 
 def reference_frames(verifier, problem, reference: dict) -> list[dict]:
@@ -233,7 +251,6 @@ def time_candidate(verifier, problem, reference: dict, program: str, flags: list
         ref_frames = reference_frames(verifier, problem, reference)
     except ReferenceError as exc:
         return StageResult("timing", Outcome.INFRA_ERROR, time.perf_counter() - started, str(exc)), {}
-    ref_runs = [f["times"] for f in ref_frames]
     frame, why = timing_run(verifier, problem, reference, program)
     if frame is None:
         outcome = Outcome.MEMORY if "out of memory" in why else Outcome.TIMEOUT if "time limit" in why else Outcome.FAILED
@@ -241,11 +258,9 @@ def time_candidate(verifier, problem, reference: dict, program: str, flags: list
     distrust = _timed_evidence(verifier, problem, reference, frame, ref_frames)
     if distrust:
         return StageResult("timing", Outcome.FAILED, time.perf_counter() - started, distrust), {}
-    ref_all = [t for run in ref_runs for t in run]
-    speedup, low, high = speedup_interval(ref_all, frame["times"], seed=verifier.config.seed)
-    floor = max(noise_floor(ref_runs), min_floor(statistics.median(ref_all), verifier.config.device))
-    timing = {"speedup": speedup, "speedup_ci": [low, high], "noise_floor": floor,
-              "reference": summarise(ref_all).to_dict(), "candidate": summarise(frame["times"]).to_dict()}
+    speedup, low, high, floor, ref_times = _compare(verifier.config, ref_frames, frame)
+    timing = {"speedup": speedup, "speedup_ci": [low, high], "noise_floor": floor, "paired": is_paired(verifier.config),
+              "reference": summarise(ref_times).to_dict(), "candidate": summarise(frame["times"]).to_dict()}
     confirmed, ceiling = True, float("inf")
     if speedup > verifier.config.recheck_above:
         confirmed, timing["recheck"] = _recheck(verifier, problem, reference, program, speedup, floor, ref_frames)
@@ -261,19 +276,40 @@ def time_candidate(verifier, problem, reference: dict, program: str, flags: list
     return StageResult("timing", Outcome.PASSED, time.perf_counter() - started, detail), timing
 
 
+def _compare(config, ref_frames: list[dict], frame: dict) -> tuple[float, float, float, float, list[float]]:
+    """(speedup, its interval, the noise floor, the reference times it was judged on).
+    Paired: the reference's turns in the candidate's own job, the floor from the
+    reference paired with itself; unpaired: the reference's own jobs."""
+    if is_paired(config):
+        ref_times = frame["reference_times"]
+        speedup, low, high = paired_interval(ref_times, frame["times"], seed=config.seed)
+        floor = paired_floor([(f["reference_times"], f["times"]) for f in ref_frames])
+    else:
+        ref_times = [t for f in ref_frames for t in f["times"]]
+        speedup, low, high = speedup_interval(ref_times, frame["times"], seed=config.seed)
+        floor = noise_floor([f["times"] for f in ref_frames])
+    return speedup, low, high, max(floor, min_floor(statistics.median(ref_times), config.device)), ref_times
+
+
 def _recheck(verifier, problem, reference: dict, program: str, first: float, floor: float,
              ref_frames: list[dict]) -> tuple[bool, dict]:
-    """Time the reference and the candidate again, each in a fresh process; the speedup
-    counts only when the second measurement agrees with the first within a factor of
-    2 x (1 + noise floor), and never for more than the second measurement shows."""
-    ref, why_ref = timing_run(verifier, problem, reference, None)
-    if ref is None:
-        return False, {"error": f"the reference's re-measurement failed: {why_ref}"}
+    """Time the candidate again in a fresh process (unpaired, the reference too); the
+    speedup counts only when the second measurement agrees with the first within a
+    factor of 2 x (1 + noise floor), and never for more than the second measurement shows."""
+    paired, seed = is_paired(verifier.config), verifier.config.seed + 1
+    ref = None
+    if not paired:
+        ref, why_ref = timing_run(verifier, problem, reference, None)
+        if ref is None:
+            return False, {"error": f"the reference's re-measurement failed: {why_ref}"}
     cand, why_cand = timing_run(verifier, problem, reference, program)
     distrust = why_cand if cand is None else _timed_evidence(verifier, problem, reference, cand, ref_frames)
     if distrust:
         return False, {"failed": distrust}
-    second = speedup_interval(ref["times"], cand["times"], seed=verifier.config.seed + 1)[0]
+    if paired:
+        second = paired_interval(cand["reference_times"], cand["times"], seed=seed)[0]
+    else:
+        second = speedup_interval(ref["times"], cand["times"], seed=seed)[0]
     return min(first, second) / max(first, second) >= 0.5 / (1 + floor), {"speedup": second}
 
 

@@ -37,7 +37,7 @@ from greenloop.types import Outcome, StageResult, Verdict
 from greenloop.verify import kernel_static
 from greenloop.verify.extract import extract_program, static_check
 
-RUNNER = "greenloop.verify.kernel_child"
+RUNNER = "greenloop.verify.kernel_jobs"
 DEVICE_CHECK = "greenloop.verify.kernel_device"  # run once per fork server inside the root
 # Freed memory goes back to the heap and is reused, instead of each large tensor being
 # fresh pages from mmap that fault in on first touch (what glibc does by default above
@@ -65,6 +65,7 @@ class KernelConfig:
     memory_mb: int = 8192
     keep_fraction: float = 0.25  # share of timed outputs checked against the reference
     recheck_above: float = 10.0
+    paired: bool = True  # on a CPU, time candidate and reference in turns (`kernel_paired`)
     max_bytes: int = 200_000
     strict_static: bool = False  # flags refuse the candidate instead of only costing credit
     isolation: str = "auto"

@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from greenloop.verify.kernel_child import _copy, _keep  # noqa: E402
+from greenloop.verify.kernel_trials import _copy, _keep  # noqa: E402
 
 
 def test_a_copy_into_a_fitting_buffer_is_that_buffer_with_the_outputs_values():
