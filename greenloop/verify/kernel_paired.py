@@ -35,7 +35,7 @@ import torch
 from greenloop.sandbox.child import RESULT_FD
 from greenloop.sandbox.isolation import prctl
 from greenloop.verify.kernel_child import build_model, decode, describe, load_source
-from greenloop.verify.kernel_trials import fresh_inputs, random_pad, run_timing, stop_self, timed_call
+from greenloop.verify.kernel_trials import fresh_inputs, random_pad, run_timing, stop_self, timed_call, warm_up
 
 PR_SET_DUMPABLE = 4
 READ_BYTES = 1 << 16
@@ -46,9 +46,8 @@ def run_paired(job: dict, write) -> None:
     try:
         problem = load_source(job["problem"], "kernel_problem")
         model = build_model(problem["Model"], decode(spec["init"]), spec, "cpu")
-        with torch.no_grad():
-            for _ in range(job["warmup"]):  # now: nothing the candidate leaves behind is loaded later
-                model(*fresh_inputs(problem, spec, "cpu")[1])
+        with torch.no_grad():  # now: nothing the candidate leaves behind is loaded later
+            warm_up(job, problem, model, "cpu", spec)
         prctl(PR_SET_DUMPABLE, 0)
     except BaseException as exc:
         write({"phase": "timing", **describe(exc)})
@@ -61,7 +60,7 @@ def run_paired(job: dict, write) -> None:
     signal.set_wakeup_fd(wake_w)  # wakes the select below
     pid = os.fork()
     if pid == 0:
-        _timed_process(job, frames_w, (frames_r, wake_r, wake_w))
+        _timed_process(job, write, frames_w, (frames_r, wake_r, wake_w))
     os.close(frames_w)
     try:
         turns = _take_turns(pid, frames_r, wake_r, problem, model, spec, os.sched_getaffinity(0))
@@ -74,9 +73,10 @@ def run_paired(job: dict, write) -> None:
     write(_timing_frame(*turns))
 
 
-def _timed_process(job: dict, frames_w: int, close: tuple[int, ...]) -> None:
-    """In the forked process: frames to the pairing process, no new threads or
-    processes, then the timing mode with a stop after every trial. Never returns."""
+def _timed_process(job: dict, write, frames_w: int, close: tuple[int, ...]) -> None:
+    """In the forked process: frames to the pairing process (`write` writes to
+    RESULT_FD, now the pipe to it), no new threads or processes, then the timing mode
+    with a stop after every trial. Never returns."""
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -85,12 +85,6 @@ def _timed_process(job: dict, frames_w: int, close: tuple[int, ...]) -> None:
         os.dup2(frames_w, RESULT_FD)  # the verifier's pipe is no longer reachable from here
         os.close(frames_w)
         resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
-
-        def write(frame: dict, flush: bool = True) -> None:
-            view = memoryview((json.dumps(frame, separators=(",", ":")) + "\n").encode())
-            while view:
-                view = view[os.write(RESULT_FD, view):]
-
         run_timing(job, write, pause=stop_self)
     finally:
         os._exit(0)

@@ -282,13 +282,17 @@ def _compare(config, ref_frames: list[dict], frame: dict) -> tuple[float, float,
     reference paired with itself; unpaired: the reference's own jobs."""
     if is_paired(config):
         ref_times = frame["reference_times"]
-        speedup, low, high = paired_interval(ref_times, frame["times"], seed=config.seed)
         floor = paired_floor([(f["reference_times"], f["times"]) for f in ref_frames])
     else:
         ref_times = [t for f in ref_frames for t in f["times"]]
-        speedup, low, high = speedup_interval(ref_times, frame["times"], seed=config.seed)
         floor = noise_floor([f["times"] for f in ref_frames])
+    speedup, low, high = _interval(config, ref_times, frame["times"], config.seed)
     return speedup, low, high, max(floor, min_floor(statistics.median(ref_times), config.device)), ref_times
+
+
+def _interval(config, ref_times: list[float], times: list[float], seed: int) -> tuple[float, float, float]:
+    interval = paired_interval if is_paired(config) else speedup_interval
+    return interval(ref_times, times, seed=seed)
 
 
 def _recheck(verifier, problem, reference: dict, program: str, first: float, floor: float,
@@ -306,10 +310,7 @@ def _recheck(verifier, problem, reference: dict, program: str, first: float, flo
     distrust = why_cand if cand is None else _timed_evidence(verifier, problem, reference, cand, ref_frames)
     if distrust:
         return False, {"failed": distrust}
-    if paired:
-        second = paired_interval(cand["reference_times"], cand["times"], seed=seed)[0]
-    else:
-        second = speedup_interval(ref["times"], cand["times"], seed=seed)[0]
+    second = _interval(verifier.config, cand["reference_times"] if paired else ref["times"], cand["times"], seed)[0]
     return min(first, second) / max(first, second) >= 0.5 / (1 + floor), {"speedup": second}
 
 

@@ -49,9 +49,9 @@ def stop_self() -> None:
     _KILL(_GETPID(), signal.SIGSTOP)
 
 
-def thread_count(pid: int | str = "self") -> int:
+def thread_count() -> int:
     try:
-        with open(f"/proc/{pid}/status") as fh:
+        with open("/proc/self/status") as fh:
             for line in fh:
                 if line.startswith("Threads:"):
                     return int(line.split()[1])
@@ -96,7 +96,7 @@ def time_trials(job: dict, problem: dict, model, device: str, spec: dict, pause=
     min_total, max_kept, max_trials = job.get("min_time_s", 0.0), job.get("max_kept", 16), job.get("max_trials", 300)
     flush = _l2_flusher(device)
     with torch.no_grad():
-        last = _warm_up(job, problem, model, device, spec)
+        last = warm_up(job, problem, model, device, spec)
         # The kept copies' buffers, made now: keeping a copy then allocates nothing between
         # timed calls (fresh allocations there slowed the calls after them).
         buffers = [torch.empty_like(last) for _ in range(max_kept)] if keep_per_256 and type(last) is torch.Tensor else []
@@ -142,7 +142,7 @@ def random_pad():
     return torch.empty(64 * int.from_bytes(_URANDOM(2), "little") % (1 << 16), dtype=torch.uint8)
 
 
-def _warm_up(job: dict, problem: dict, model, device: str, spec: dict):
+def warm_up(job: dict, problem: dict, model, device: str, spec: dict):
     """`warmup` untimed calls, each on fresh inputs behind a random pad, as the trials
     are. Returns the last output."""
     out = None
